@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/opsmantik/opsmantik/pkg/config"
+	"github.com/opsmantik/opsmantik/pkg/database"
+	"github.com/opsmantik/opsmantik/pkg/sites"
+)
+
+// openDB loads the CLI configuration, sets the JSON logger and opens the pool.
+func openDB(ctx context.Context) (*pgxpool.Pool, error) {
+	var cfg config.CLI
+	if err := config.Load(ctx, &cfg); err != nil {
+		return nil, err
+	}
+	slog.SetDefault(cfg.Log.Logger())
+	return database.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+}
+
+func runMigrate(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("migrate takes no arguments")
+	}
+	var cfg config.CLI
+	if err := config.Load(ctx, &cfg); err != nil {
+		return err
+	}
+	slog.SetDefault(cfg.Log.Logger())
+	if err := database.EnsureDatabase(ctx, cfg.Database.URL); err != nil {
+		return err
+	}
+	pool, err := database.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	return database.Migrate(ctx, pool)
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func runSite(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: opsmantik site add --public-id ID --domain D [--domain D...] [--timezone TZ] [--currency C] [--name N] | opsmantik site list")
+	}
+	switch args[0] {
+	case "add":
+		var n sites.NewSite
+		var domains stringList
+		fs := flag.NewFlagSet("site add", flag.ContinueOnError)
+		fs.StringVar(&n.PublicID, "public-id", "", "the id the tracker sends (data-site)")
+		fs.Var(&domains, "domain", "an allowed domain (repeatable); its subdomains are allowed too")
+		fs.StringVar(&n.Timezone, "timezone", "UTC", "IANA time zone for daily figures")
+		fs.StringVar(&n.Currency, "currency", "USD", "ISO 4217 currency of conversion values")
+		fs.StringVar(&n.Name, "name", "", "display name")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		n.Domains = domains
+		if err := n.Validate(); err != nil {
+			return err
+		}
+		pool, err := openDB(ctx)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		s, err := sites.Add(ctx, pool, n)
+		if err != nil {
+			return err
+		}
+		return printJSON(s)
+	case "list":
+		pool, err := openDB(ctx)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		list, err := sites.List(ctx, pool)
+		if err != nil {
+			return err
+		}
+		if list == nil {
+			list = []sites.Site{}
+		}
+		return printJSON(list)
+	default:
+		return fmt.Errorf("unknown site command %q (add, list)", args[0])
+	}
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

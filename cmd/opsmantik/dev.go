@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/opsmantik/opsmantik/pkg/config"
+	"github.com/opsmantik/opsmantik/pkg/database"
+	"github.com/opsmantik/opsmantik/pkg/ingest"
+	"github.com/opsmantik/opsmantik/pkg/sites"
+	"github.com/opsmantik/opsmantik/tracker"
+)
+
+// demoSite is the site `opsmantik dev` makes sure exists.
+var demoSite = sites.NewSite{PublicID: "demo", Name: "Demo", Domains: []string{"localhost", "127.0.0.1"}}
+
+func runDev(ctx context.Context, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("dev takes no arguments (configure it with environment variables)")
+	}
+	var cfg config.Dev
+	if err := config.Load(ctx, &cfg); err != nil {
+		return err
+	}
+	logger := cfg.Log.Logger()
+	slog.SetDefault(logger)
+	if err := database.EnsureDatabase(ctx, cfg.Database.URL); err != nil {
+		return err
+	}
+	pool, err := database.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := database.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	if _, err := sites.Ensure(ctx, pool, demoSite); err != nil {
+		return err
+	}
+	script, err := tracker.Build()
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/api/sync", ingest.New(pool))
+	mux.HandleFunc("GET /ux-core.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(script)
+	})
+	mux.HandleFunc("GET /{$}", serveDemoPage)
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on OPSMANTIK_ADDR %s: %w", cfg.Addr, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("opsmantik dev: serving", "url", "http://"+ln.Addr().String(), "sync", "/api/sync", "tracker", "/ux-core.js")
+	fmt.Printf("OpsMantik is running at http://%s (demo page), ingest at /api/sync. Ctrl-C stops it.\n", ln.Addr())
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("opsmantik dev: stopped")
+	return nil
+}
+
+var demoPage = template.Must(template.New("demo").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>OpsMantik demo</title>
+<style>body{font-family:system-ui,sans-serif;max-width:40rem;margin:2rem auto;padding:0 1rem;line-height:1.5}a,button{margin:.25rem 0}</style>
+</head>
+<body>
+<h1>OpsMantik demo shop</h1>
+<p>This page loads the tracker from <code>/ux-core.js</code> and sends to <code>{{.API}}</code>.</p>
+<p><a id="phone" href="tel:+905551112233">Call +90 555 111 22 33</a></p>
+<p><a id="whatsapp" href="https://wa.me/905551112233">Message us on WhatsApp</a></p>
+<form id="contact" name="contact" action="#" onsubmit="event.preventDefault()">
+<label>Name <input name="name"></label>
+<button id="submit" type="submit">Send</button>
+</form>
+<div style="height:200vh"></div>
+<p id="bottom">End of page.</p>
+<script async src="/ux-core.js" data-site="demo" data-api="{{.API}}"></script>
+</body>
+</html>
+`))
+
+func serveDemoPage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	_ = demoPage.Execute(w, struct{ API string }{API: "http://" + r.Host + "/api/sync"})
+}

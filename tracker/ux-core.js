@@ -1,0 +1,4 @@
+/* OpsMantik tracker: placeholder until the tracker issue lands. */
+(function () {
+  'use strict';
+})();
