@@ -5,22 +5,59 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
 	"net/http"
+	"strconv"
+	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/database"
+	"github.com/opsmantik/opsmantik/pkg/sites"
 )
+
+// siteTTL is how long a looked-up site is reused before it is read again
+// (a new domain takes effect within this time).
+const siteTTL = 30 * time.Second
 
 // Handler serves the sync endpoint: POST ingest, GET health, OPTIONS preflight.
 type Handler struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	store  *Store
+	now    func() time.Time
+	logger *slog.Logger
+
+	mu    sync.RWMutex
+	sites map[string]cachedSite
 }
 
+type cachedSite struct {
+	site    sites.Site
+	expires time.Time
+}
+
+// Option changes a Handler's defaults.
+type Option func(*Handler)
+
+// WithClock sets the handler's clock (tests).
+func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
+
+// WithLogger sets the logger for the one line per request.
+func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l } }
+
 // New returns the sync handler over pool.
-func New(pool *pgxpool.Pool) *Handler {
-	return &Handler{pool: pool}
+func New(pool *pgxpool.Pool, opts ...Option) *Handler {
+	h := &Handler{pool: pool, store: NewStore(pool), now: time.Now, logger: slog.Default(), sites: map[string]cachedSite{}}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
 }
 
 // FromConfig opens the database and builds the handler (functions/sync).
@@ -29,9 +66,224 @@ func FromConfig(ctx context.Context, cfg *config.Sync) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(pool), nil
+	return New(pool, WithLogger(cfg.Log.Logger())), nil
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	http.Error(w, "not yet", http.StatusNotImplemented)
+	switch r.Method {
+	case http.MethodPost:
+		h.ingest(w, r)
+	case http.MethodGet, http.MethodHead:
+		h.health(w, r)
+	case http.MethodOptions:
+		h.preflight(w, r)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST, OPTIONS")
+		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method_not_allowed"})
+	}
+}
+
+type errorBody struct {
+	OK     bool   `json:"ok"`
+	Error  string `json:"error"`
+	Detail string `json:"detail,omitempty"`
+}
+
+type okBody struct {
+	OK         bool        `json:"ok"`
+	Accepted   int         `json:"accepted"`
+	Duplicates int         `json:"duplicates"`
+	Rejected   []Rejection `json:"rejected"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// outcome is what the request log line reports.
+type outcome struct {
+	status     int
+	code       string
+	site       string
+	accepted   int
+	duplicates int
+	rejected   int
+	bot        bool
+	channel    string
+}
+
+func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	out := h.ingestBatch(w, r, h.now())
+	level := slog.LevelInfo
+	if out.status >= 500 {
+		level = slog.LevelError
+	}
+	h.logger.LogAttrs(r.Context(), level, "sync",
+		slog.Int("status", out.status), slog.String("site", out.site), slog.String("error", out.code),
+		slog.Int("accepted", out.accepted), slog.Int("duplicate", out.duplicates), slog.Int("rejected", out.rejected),
+		slog.Bool("bot", out.bot), slog.String("channel", out.channel),
+		slog.Float64("ms", float64(time.Since(start).Microseconds())/1000))
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, out outcome, status int, code, detail string) outcome {
+	if status >= 500 {
+		_ = h.store.Count(r.Context(), Tally{ServerFailure: true})
+	} else {
+		_ = h.store.Count(r.Context(), Tally{Refused: true})
+	}
+	writeJSON(w, status, errorBody{Error: code, Detail: detail})
+	out.status, out.code = status, code
+	return out
+}
+
+func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.Time) outcome {
+	var out outcome
+	origin := r.Header.Get("Origin")
+	if origin != "" {
+		// Error answers carry the Origin too, so that the tracker can read a
+		// 4xx and drop the batch instead of retrying it as a network error.
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Set("Vary", "Origin")
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "text/plain" && mt != "application/json") {
+			return h.fail(w, r, out, http.StatusUnsupportedMediaType, "unsupported_media_type", "send text/plain or application/json")
+		}
+	}
+	if r.ContentLength > MaxBodyBytes {
+		return h.fail(w, r, out, http.StatusRequestEntityTooLarge, "payload_too_large", "body larger than 65536 bytes")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return h.fail(w, r, out, http.StatusRequestEntityTooLarge, "payload_too_large", "body larger than 65536 bytes")
+		}
+		return h.fail(w, r, out, http.StatusBadRequest, "invalid_json", "could not read the body")
+	}
+	batch, err := Parse(body, now)
+	if err != nil {
+		var reqErr *RequestError
+		if errors.As(err, &reqErr) {
+			return h.fail(w, r, out, reqErr.Status, reqErr.Code, reqErr.Detail)
+		}
+		return h.fail(w, r, out, http.StatusBadRequest, "invalid_payload", err.Error())
+	}
+	out.site, out.channel, out.rejected = batch.Site, batch.Channel, len(batch.Rejected)
+	site, err := h.site(r.Context(), batch.Site)
+	if errors.Is(err, sites.ErrNotFound) {
+		return h.fail(w, r, out, http.StatusForbidden, "unknown_site", "")
+	}
+	if err != nil {
+		h.logger.ErrorContext(r.Context(), "sync: site lookup failed", "site", batch.Site, "err", err)
+		return h.fail(w, r, out, http.StatusServiceUnavailable, "storage_unavailable", "")
+	}
+	if origin != "" && !site.AllowsOrigin(origin) {
+		return h.fail(w, r, out, http.StatusForbidden, "origin_not_allowed", "")
+	}
+	client := ClassifyUserAgent(r.UserAgent())
+	out.bot = client.Bot
+	resp := okBody{OK: true, Rejected: batch.Rejected}
+	if resp.Rejected == nil {
+		resp.Rejected = []Rejection{}
+	}
+	if batch.Empty() {
+		if err := h.store.Count(r.Context(), Tally{EventsRejected: len(batch.Rejected), Bot: client.Bot, ClientFailures: batch.Failures}); err != nil {
+			h.logger.WarnContext(r.Context(), "sync: counting failed", "err", err)
+		}
+		writeJSON(w, http.StatusOK, resp)
+		out.status = http.StatusOK
+		return out
+	}
+	res, err := h.store.Save(r.Context(), Request{SiteID: site.ID, Client: client}, batch)
+	if err != nil {
+		h.logger.ErrorContext(r.Context(), "sync: store failed", "site", batch.Site, "err", err)
+		return h.fail(w, r, out, http.StatusServiceUnavailable, "storage_unavailable", "")
+	}
+	resp.Accepted, resp.Duplicates = res.Accepted(batch), res.Duplicates
+	out.accepted, out.duplicates = resp.Accepted, resp.Duplicates
+	writeJSON(w, http.StatusOK, resp)
+	out.status = http.StatusOK
+	return out
+}
+
+// site returns the site with publicID, from a short-lived cache.
+func (h *Handler) site(ctx context.Context, publicID string) (sites.Site, error) {
+	now := h.now()
+	h.mu.RLock()
+	c, ok := h.sites[publicID]
+	h.mu.RUnlock()
+	if ok && now.Before(c.expires) {
+		return c.site, nil
+	}
+	s, err := sites.ByPublicID(ctx, h.pool, publicID)
+	if err != nil {
+		return sites.Site{}, err
+	}
+	h.mu.Lock()
+	if len(h.sites) > 10000 { // bound memory against many distinct ids
+		clear(h.sites)
+	}
+	h.sites[publicID] = cachedSite{site: s, expires: now.Add(siteTTL)}
+	h.mu.Unlock()
+	return s, nil
+}
+
+// health is the tracker's probe: 200 when the database answers, 503 when not.
+func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
+	if origin := r.Header.Get("Origin"); origin != "" {
+		// The probe's answer holds nothing private; any page may read it.
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+		w.Header().Set("Vary", "Origin")
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := h.pool.Ping(ctx); err != nil {
+		h.logger.WarnContext(r.Context(), "sync: health probe failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "database_unreachable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		OK bool `json:"ok"`
+	}{true})
+}
+
+// allowsOriginSQL asks whether any site (or the site named) allows a host.
+const allowsOriginSQL = `
+SELECT EXISTS (
+    SELECT 1 FROM sites, unnest(domains) AS d
+    WHERE ($2 = '' OR public_id = $2) AND ($1 = d OR right($1, length(d) + 1) = '.' || d)
+)`
+
+// preflight answers CORS preflights. The request carries no body, so the
+// origin is checked against the site named in ?site= or else against every
+// site's domains.
+func (h *Handler) preflight(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	host := sites.OriginHost(origin)
+	if host == "" {
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "origin_not_allowed"})
+		return
+	}
+	var allowed bool
+	if err := h.pool.QueryRow(r.Context(), allowsOriginSQL, host, r.URL.Query().Get("site")).Scan(&allowed); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "storage_unavailable"})
+		return
+	}
+	if !allowed {
+		writeJSON(w, http.StatusForbidden, errorBody{Error: "origin_not_allowed"})
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Access-Control-Allow-Origin", origin)
+	hdr.Set("Vary", "Origin")
+	hdr.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+	hdr.Set("Access-Control-Allow-Headers", "Content-Type")
+	hdr.Set("Access-Control-Max-Age", strconv.Itoa(86400))
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -1,0 +1,489 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Protocol limits (PROTOCOL.md "Limits"). Strings longer than their limit are
+// truncated at a character boundary; the rest are rejections.
+const (
+	MaxBodyBytes     = 64 << 10
+	MaxEvents        = 100
+	MaxFuture        = 10 * time.Minute
+	MaxAge           = 7 * 24 * time.Hour
+	MaxURLLen        = 2048
+	MaxTitleLen      = 512
+	MaxTargetLen     = 512
+	MaxFormLen       = 256
+	MaxUTMLen        = 256
+	MaxClickIDLen    = 512
+	MaxLangLen       = 35
+	MaxTZLen         = 64
+	MaxNameLen       = 64
+	MaxProps         = 20
+	MaxPropKeyLen    = 64
+	MaxPropValueLen  = 512
+	MaxFailures      = 1000
+	MaxScreen        = 100000
+	MaxActiveMS      = 24 * int64(time.Hour/time.Millisecond)
+	skewCorrectAbove = time.Minute
+)
+
+// Event types.
+const (
+	TypePageview      = "pageview"
+	TypeHeartbeat     = "heartbeat"
+	TypePhoneClick    = "phone_click"
+	TypeWhatsAppClick = "whatsapp_click"
+	TypeFormSubmit    = "form_submit"
+	TypeCustom        = "custom"
+)
+
+// Per-event rejection reasons, as they appear in the 200 response.
+const (
+	ReasonInvalidEvent   = "invalid_event"
+	ReasonInvalidID      = "invalid_id"
+	ReasonInvalidType    = "invalid_type"
+	ReasonTSOutOfRange   = "ts_out_of_range"
+	ReasonInvalidField   = "invalid_field"
+)
+
+// Batch is a validated request body.
+type Batch struct {
+	Site     string
+	SID      uuid.UUID
+	VID      *uuid.UUID
+	SentAt   time.Time // zero when the client sent none
+	Failures int
+	Channel  string
+	Ctx      Context
+	// Events are the accepted non-heartbeat events, sorted by id so that
+	// concurrent batches lock rows in the same order.
+	Events []Event
+	// Heartbeat carries the merged heartbeat values of the batch (Count 0 when none).
+	Heartbeat Heartbeat
+	// Rejected lists events refused on their own, by index in the request.
+	Rejected []Rejection
+	// Received is the number of events in the request.
+	Received int
+	// Skew is the correction added to client times (server now − sent_at), or 0.
+	Skew time.Duration
+}
+
+// Context is the session's landing context.
+type Context struct {
+	URL, Referrer                                           string
+	GCLID, WBRAID, GBRAID                                   string
+	UTMSource, UTMMedium, UTMCampaign, UTMTerm, UTMContent string
+	Lang, TZ                                                string
+	ScreenWidth, ScreenHeight                               int
+}
+
+// Event is one stored (non-heartbeat) event.
+type Event struct {
+	ID         uuid.UUID
+	Type       string
+	OccurredAt time.Time
+	URL        string
+	// Data is the type-specific payload as a JSON object.
+	Data []byte
+}
+
+// Heartbeat merges the batch's heartbeats: the latest time and the highest
+// cumulative values.
+type Heartbeat struct {
+	Count    int
+	ActiveMS int64
+	Scroll   int
+	LastAt   time.Time
+}
+
+// Rejection is one refused event.
+type Rejection struct {
+	Index  int    `json:"index"`
+	Reason string `json:"reason"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// RequestError is a batch-level refusal: the whole request is answered with
+// Status and Code (and Detail), and nothing is stored.
+type RequestError struct {
+	Status int
+	Code   string
+	Detail string
+}
+
+func (e *RequestError) Error() string {
+	if e.Detail == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Detail
+}
+
+func invalidPayload(format string, args ...any) *RequestError {
+	return &RequestError{Status: 400, Code: "invalid_payload", Detail: fmt.Sprintf(format, args...)}
+}
+
+type wireBatch struct {
+	V        *float64          `json:"v"`
+	Site     *string           `json:"site"`
+	SID      *string           `json:"sid"`
+	VID      *string           `json:"vid"`
+	SentAt   *float64          `json:"sent_at"`
+	Failures *float64          `json:"failures"`
+	Channel  *string           `json:"channel"`
+	Ctx      *wireContext      `json:"ctx"`
+	Events   []json.RawMessage `json:"events"`
+}
+
+type wireContext struct {
+	URL        string   `json:"url"`
+	Referrer   string   `json:"referrer"`
+	GCLID      string   `json:"gclid"`
+	WBRAID     string   `json:"wbraid"`
+	GBRAID     string   `json:"gbraid"`
+	UTMSource  string   `json:"utm_source"`
+	UTMMedium  string   `json:"utm_medium"`
+	UTMCampaig string   `json:"utm_campaign"`
+	UTMTerm    string   `json:"utm_term"`
+	UTMContent string   `json:"utm_content"`
+	Lang       string   `json:"lang"`
+	TZ         string   `json:"tz"`
+	SW         *float64 `json:"sw"`
+	SH         *float64 `json:"sh"`
+}
+
+type wireEvent struct {
+	ID       *string         `json:"id"`
+	Type     *string         `json:"type"`
+	TS       *float64        `json:"ts"`
+	URL      string          `json:"url"`
+	Title    string          `json:"title"`
+	ActiveMS *float64        `json:"active_ms"`
+	Scroll   *float64        `json:"scroll"`
+	State    string          `json:"state"`
+	Target   string          `json:"target"`
+	Form     string          `json:"form"`
+	Name     *string         `json:"name"`
+	Props    json.RawMessage `json:"props"`
+}
+
+// Parse validates a request body received at now. It returns a *RequestError
+// when the whole batch is refused; events refused on their own are listed in
+// Batch.Rejected and the rest are returned for storage.
+func Parse(body []byte, now time.Time) (*Batch, error) {
+	if !utf8.Valid(body) {
+		return nil, &RequestError{Status: 400, Code: "invalid_json", Detail: "body is not valid UTF-8"}
+	}
+	var w wireBatch
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, jsonError(err, "")
+	}
+	b := &Batch{Channel: "primary"}
+	if w.V == nil {
+		return nil, invalidPayload("v: required")
+	}
+	if *w.V != 1 {
+		return nil, invalidPayload("v: unsupported protocol version %v (this server speaks 1)", *w.V)
+	}
+	if w.Site == nil || *w.Site == "" {
+		return nil, invalidPayload("site: required")
+	}
+	if len(*w.Site) > 64 {
+		return nil, invalidPayload("site: longer than 64 characters")
+	}
+	b.Site = *w.Site
+	if w.SID == nil {
+		return nil, invalidPayload("sid: required")
+	}
+	sid, ok := parseUUID(*w.SID)
+	if !ok {
+		return nil, invalidPayload("sid: must be a UUID")
+	}
+	b.SID = sid
+	if w.VID != nil && *w.VID != "" {
+		vid, ok := parseUUID(*w.VID)
+		if !ok {
+			return nil, invalidPayload("vid: must be a UUID")
+		}
+		b.VID = &vid
+	}
+	if w.Failures != nil {
+		f := *w.Failures
+		if f < 0 || f != math.Trunc(f) {
+			return nil, invalidPayload("failures: must be a non-negative integer")
+		}
+		b.Failures = int(math.Min(f, MaxFailures))
+	}
+	if w.Channel != nil {
+		switch *w.Channel {
+		case "primary", "failover":
+			b.Channel = *w.Channel
+		default:
+			return nil, invalidPayload("channel: must be \"primary\" or \"failover\"")
+		}
+	}
+	if w.Ctx == nil {
+		return nil, invalidPayload("ctx: required")
+	}
+	b.Ctx = w.Ctx.normalise()
+	if len(w.Events) == 0 {
+		return nil, invalidPayload("events: 1 to %d events required", MaxEvents)
+	}
+	if len(w.Events) > MaxEvents {
+		return nil, &RequestError{Status: 413, Code: "payload_too_large", Detail: fmt.Sprintf("at most %d events per batch, got %d", MaxEvents, len(w.Events))}
+	}
+	if w.SentAt != nil {
+		if *w.SentAt <= 0 || math.IsInf(*w.SentAt, 0) {
+			return nil, invalidPayload("sent_at: must be milliseconds since the epoch")
+		}
+		b.SentAt = time.UnixMilli(int64(*w.SentAt))
+		if skew := now.Sub(b.SentAt); skew > skewCorrectAbove || skew < -skewCorrectAbove {
+			b.Skew = skew
+		}
+	}
+	b.Received = len(w.Events)
+	seen := make(map[uuid.UUID]struct{}, len(w.Events))
+	b.Events = make([]Event, 0, len(w.Events))
+	for i, raw := range w.Events {
+		ev, hb, rej := parseEvent(raw, now, b.Skew)
+		if rej != nil {
+			rej.Index = i
+			b.Rejected = append(b.Rejected, *rej)
+			continue
+		}
+		if hb != nil {
+			b.Heartbeat.merge(*hb)
+			continue
+		}
+		if _, dup := seen[ev.ID]; dup {
+			// A second copy in the same request is a duplicate, not an error:
+			// it is counted with the duplicates by the store.
+			continue
+		}
+		seen[ev.ID] = struct{}{}
+		b.Events = append(b.Events, ev)
+	}
+	sort.Slice(b.Events, func(i, j int) bool { return bytes.Compare(b.Events[i].ID[:], b.Events[j].ID[:]) < 0 })
+	return b, nil
+}
+
+// Offered is the number of valid non-heartbeat events in the request,
+// counting repeats of an id within it.
+func (b *Batch) Offered() int { return b.Received - len(b.Rejected) - b.Heartbeat.Count }
+
+// Empty reports whether nothing in the batch can be stored.
+func (b *Batch) Empty() bool { return len(b.Events) == 0 && b.Heartbeat.Count == 0 }
+
+// jsonError turns a decoding error into the response's words.
+func jsonError(err error, prefix string) *RequestError {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		field := typeErr.Field
+		if field == "" {
+			return invalidPayload("%sbody must be a JSON object", prefix)
+		}
+		return invalidPayload("%s%s: must be %s, not %s", prefix, field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+	}
+	return &RequestError{Status: 400, Code: "invalid_json", Detail: err.Error()}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "float64", "int", "int64":
+		return "a number"
+	case "string":
+		return "a string"
+	case "slice":
+		return "an array"
+	case "struct", "map":
+		return "an object"
+	case "ptr":
+		return "a value of the documented type"
+	}
+	return goKind
+}
+
+func (c *wireContext) normalise() Context {
+	return Context{
+		URL:          truncate(c.URL, MaxURLLen),
+		Referrer:     truncate(c.Referrer, MaxURLLen),
+		GCLID:        truncate(strings.TrimSpace(c.GCLID), MaxClickIDLen),
+		WBRAID:       truncate(strings.TrimSpace(c.WBRAID), MaxClickIDLen),
+		GBRAID:       truncate(strings.TrimSpace(c.GBRAID), MaxClickIDLen),
+		UTMSource:    truncate(c.UTMSource, MaxUTMLen),
+		UTMMedium:    truncate(c.UTMMedium, MaxUTMLen),
+		UTMCampaign:  truncate(c.UTMCampaig, MaxUTMLen),
+		UTMTerm:      truncate(c.UTMTerm, MaxUTMLen),
+		UTMContent:   truncate(c.UTMContent, MaxUTMLen),
+		Lang:         truncate(c.Lang, MaxLangLen),
+		TZ:           truncate(c.TZ, MaxTZLen),
+		ScreenWidth:  clampScreen(c.SW),
+		ScreenHeight: clampScreen(c.SH),
+	}
+}
+
+func clampScreen(v *float64) int {
+	if v == nil || *v < 0 || math.IsNaN(*v) {
+		return 0
+	}
+	return int(math.Min(*v, MaxScreen))
+}
+
+func (h *Heartbeat) merge(o Heartbeat) {
+	h.Count++
+	h.ActiveMS = max(h.ActiveMS, o.ActiveMS)
+	h.Scroll = max(h.Scroll, o.Scroll)
+	if o.LastAt.After(h.LastAt) {
+		h.LastAt = o.LastAt
+	}
+}
+
+func reject(reason, format string, args ...any) *Rejection {
+	return &Rejection{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// parseEvent validates one event. It returns either a stored event, a
+// heartbeat, or a rejection.
+func parseEvent(raw json.RawMessage, now time.Time, skew time.Duration) (Event, *Heartbeat, *Rejection) {
+	var w wireEvent
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return Event{}, nil, reject(ReasonInvalidEvent, "%s", jsonError(err, "").Detail)
+	}
+	if w.ID == nil {
+		return Event{}, nil, reject(ReasonInvalidID, "id: required")
+	}
+	id, ok := parseUUID(*w.ID)
+	if !ok {
+		return Event{}, nil, reject(ReasonInvalidID, "id: must be a UUID")
+	}
+	if w.Type == nil {
+		return Event{}, nil, reject(ReasonInvalidType, "type: required")
+	}
+	if w.TS == nil {
+		return Event{}, nil, reject(ReasonInvalidField, "ts: required")
+	}
+	if math.IsNaN(*w.TS) || math.IsInf(*w.TS, 0) || math.Abs(*w.TS) > 1e15 {
+		return Event{}, nil, reject(ReasonTSOutOfRange, "ts: not a time")
+	}
+	at := time.UnixMilli(int64(*w.TS)).Add(skew)
+	if at.After(now.Add(MaxFuture)) {
+		return Event{}, nil, reject(ReasonTSOutOfRange, "ts: more than 10 minutes ahead of the server clock")
+	}
+	if at.Before(now.Add(-MaxAge)) {
+		return Event{}, nil, reject(ReasonTSOutOfRange, "ts: more than 7 days old")
+	}
+	ev := Event{ID: id, Type: *w.Type, OccurredAt: at, URL: truncate(w.URL, MaxURLLen)}
+	switch ev.Type {
+	case TypeHeartbeat:
+		hb := Heartbeat{LastAt: at}
+		if w.ActiveMS != nil {
+			if *w.ActiveMS < 0 || math.IsNaN(*w.ActiveMS) {
+				return Event{}, nil, reject(ReasonInvalidField, "active_ms: must be a non-negative number")
+			}
+			hb.ActiveMS = int64(math.Min(*w.ActiveMS, float64(MaxActiveMS)))
+		}
+		if w.Scroll != nil {
+			if *w.Scroll < 0 || math.IsNaN(*w.Scroll) {
+				return Event{}, nil, reject(ReasonInvalidField, "scroll: must be a percentage")
+			}
+			hb.Scroll = int(math.Min(*w.Scroll, 100))
+		}
+		switch w.State {
+		case "", "active", "idle", "hidden":
+		default:
+			return Event{}, nil, reject(ReasonInvalidField, "state: must be active, idle or hidden")
+		}
+		return Event{}, &hb, nil
+	case TypePageview:
+		ev.Data = object("title", truncate(w.Title, MaxTitleLen))
+	case TypePhoneClick, TypeWhatsAppClick:
+		ev.Data = object("target", truncate(w.Target, MaxTargetLen))
+	case TypeFormSubmit:
+		ev.Data = object("form", truncate(w.Form, MaxFormLen))
+	case TypeCustom:
+		if w.Name == nil || *w.Name == "" || utf8.RuneCountInString(*w.Name) > MaxNameLen {
+			return Event{}, nil, reject(ReasonInvalidField, "name: 1 to %d characters required", MaxNameLen)
+		}
+		props, rej := parseProps(w.Props)
+		if rej != nil {
+			return Event{}, nil, rej
+		}
+		data, _ := json.Marshal(struct {
+			Name  string         `json:"name"`
+			Props map[string]any `json:"props,omitempty"`
+		}{*w.Name, props})
+		ev.Data = data
+	default:
+		return Event{}, nil, reject(ReasonInvalidType, "type: unknown event type %q", truncate(*w.Type, 32))
+	}
+	return ev, nil, nil
+}
+
+func parseProps(raw json.RawMessage) (map[string]any, *Rejection) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var props map[string]any
+	if err := json.Unmarshal(raw, &props); err != nil {
+		return nil, reject(ReasonInvalidField, "props: must be a flat object")
+	}
+	if len(props) > MaxProps {
+		return nil, reject(ReasonInvalidField, "props: at most %d keys", MaxProps)
+	}
+	for k, v := range props {
+		if k == "" || utf8.RuneCountInString(k) > MaxPropKeyLen {
+			return nil, reject(ReasonInvalidField, "props: keys must be 1 to %d characters", MaxPropKeyLen)
+		}
+		switch v := v.(type) {
+		case string:
+			props[k] = truncate(v, MaxPropValueLen)
+		case float64, bool:
+		default:
+			return nil, reject(ReasonInvalidField, "props.%s: values must be strings, numbers or booleans", truncate(k, 32))
+		}
+	}
+	return props, nil
+}
+
+func object(key, value string) []byte {
+	if value == "" {
+		return []byte("{}")
+	}
+	data, _ := json.Marshal(map[string]string{key: value})
+	return data
+}
+
+// truncate cuts s to at most n characters (runes).
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	count := 0
+	for i := range s {
+		if count == n {
+			return s[:i]
+		}
+		count++
+	}
+	return s
+}
+
+// parseUUID accepts the canonical 36-character form only.
+func parseUUID(s string) (uuid.UUID, bool) {
+	if len(s) != 36 {
+		return uuid.UUID{}, false
+	}
+	u, err := uuid.Parse(s)
+	return u, err == nil
+}
