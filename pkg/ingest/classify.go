@@ -174,7 +174,9 @@ func ClassifyUserAgent(raw string) Client {
 		}
 	}
 	switch {
-	case ua.Tablet:
+	case ua.Tablet, ua.IsAndroid() && !strings.Contains(raw, "Mobile"):
+		// Android tablets send no "Mobile" token (Google's own advice for
+		// telling them from phones); the parser counts them as phones.
 		c.Device = DeviceTablet
 	case ua.Mobile:
 		c.Device = DeviceMobile

@@ -51,11 +51,11 @@ const (
 
 // Per-event rejection reasons, as they appear in the 200 response.
 const (
-	ReasonInvalidEvent   = "invalid_event"
-	ReasonInvalidID      = "invalid_id"
-	ReasonInvalidType    = "invalid_type"
-	ReasonTSOutOfRange   = "ts_out_of_range"
-	ReasonInvalidField   = "invalid_field"
+	ReasonInvalidEvent = "invalid_event"
+	ReasonInvalidID    = "invalid_id"
+	ReasonInvalidType  = "invalid_type"
+	ReasonTSOutOfRange = "ts_out_of_range"
+	ReasonInvalidField = "invalid_field"
 )
 
 // Batch is a validated request body.
@@ -82,11 +82,11 @@ type Batch struct {
 
 // Context is the session's landing context.
 type Context struct {
-	URL, Referrer                                           string
-	GCLID, WBRAID, GBRAID                                   string
+	URL, Referrer                                          string
+	GCLID, WBRAID, GBRAID                                  string
 	UTMSource, UTMMedium, UTMCampaign, UTMTerm, UTMContent string
-	Lang, TZ                                                string
-	ScreenWidth, ScreenHeight                               int
+	Lang, TZ                                               string
+	ScreenWidth, ScreenHeight                              int
 }
 
 // Event is one stored (non-heartbeat) event.
