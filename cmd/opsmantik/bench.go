@@ -1,10 +1,258 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/opsmantik/opsmantik/pkg/config"
+	"github.com/opsmantik/opsmantik/pkg/database"
+	"github.com/opsmantik/opsmantik/pkg/ingest"
+	"github.com/opsmantik/opsmantik/pkg/sites"
 )
 
+const benchUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+
+// runBench measures ingest over loopback HTTP against the same database work
+// done directly through pgx, and the parser on its own. Each side gets its
+// own fresh database, dropped at the end.
 func runBench(ctx context.Context, args []string) error {
-	return fmt.Errorf("not yet")
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	batches := fs.Int("batches", 4000, "3-event batches per side")
+	concurrency := fs.Int("concurrency", 8, "requests in flight")
+	limit := fs.Duration("max-time", 30*time.Second, "stop a side after this long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var cfg config.CLI
+	if err := config.Load(ctx, &cfg); err != nil {
+		return err
+	}
+	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+
+	parse := testing.Benchmark(func(b *testing.B) {
+		body := benchBody(uuid.New(), 0, time.Now())
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := ingest.Parse(body, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	fmt.Println("== ingest (3-event batches) ==")
+	fmt.Printf("parse+validate: %.2f µs/batch, %d allocs/batch (target < 20 µs)\n",
+		float64(parse.NsPerOp())/1000, parse.AllocsPerOp())
+
+	httpPool, dropHTTP, err := benchDatabase(ctx, cfg.Database.URL, "http", *concurrency)
+	if err != nil {
+		return err
+	}
+	defer dropHTTP()
+	directPool, dropDirect, err := benchDatabase(ctx, cfg.Database.URL, "direct", *concurrency)
+	if err != nil {
+		return err
+	}
+	defer dropDirect()
+
+	a, err := benchHTTP(ctx, httpPool, *batches, *concurrency, *limit)
+	if err != nil {
+		return err
+	}
+	b, err := benchDirect(ctx, directPool, *batches, *concurrency, *limit)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("(a) HTTP over loopback: %s\n", a)
+	fmt.Printf("(b) direct pgx, same SQL: %s\n", b)
+	fmt.Printf("ratio a/b: %.2f (target ≥ 0.60)\n", a.perSecond()/b.perSecond())
+	return nil
 }
+
+type benchResult struct {
+	batches   int
+	elapsed   time.Duration
+	latencies []time.Duration
+}
+
+func (r benchResult) perSecond() float64 { return float64(r.batches) / r.elapsed.Seconds() }
+
+func (r benchResult) String() string {
+	slices.Sort(r.latencies)
+	pct := func(p float64) time.Duration { return r.latencies[int(p*float64(len(r.latencies)-1))] }
+	return fmt.Sprintf("%d batches in %.2fs: %.0f batches/s, %.0f events/s, p50 %.2f ms, p99 %.2f ms",
+		r.batches, r.elapsed.Seconds(), r.perSecond(), 3*r.perSecond(),
+		float64(pct(0.50).Microseconds())/1000, float64(pct(0.99).Microseconds())/1000)
+}
+
+// benchDatabase creates, migrates and fills a fresh database with the demo site.
+func benchDatabase(ctx context.Context, serverURL, suffix string, conns int) (*pgxpool.Pool, func(), error) {
+	_, adminURL, err := database.AdminURL(serverURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	name := fmt.Sprintf("opsmantik_bench_%s_%d", suffix, time.Now().UnixNano())
+	dbURL, err := database.WithDatabase(adminURL, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := database.EnsureDatabase(ctx, dbURL); err != nil {
+		return nil, nil, err
+	}
+	drop := func() {
+		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if conn, err := pgx.Connect(dctx, adminURL); err == nil {
+			_, _ = conn.Exec(dctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			conn.Close(dctx)
+		}
+	}
+	pool, err := database.Open(ctx, dbURL, int32(conns))
+	if err == nil {
+		err = database.Migrate(ctx, pool)
+	}
+	if err == nil {
+		_, err = sites.Add(ctx, pool, sites.NewSite{PublicID: "bench", Domains: []string{"shop.example"}})
+	}
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	return pool, func() { pool.Close(); drop() }, nil
+}
+
+// benchBody is batch i of a visit: every 4 batches start a new session; each
+// batch has a pageview, a heartbeat and a custom event.
+func benchBody(sid uuid.UUID, i int, now time.Time) []byte {
+	ts := now.UnixMilli()
+	return fmt.Appendf(nil, `{"v":1,"site":"bench","sid":"%s","vid":"%s","sent_at":%d,"failures":0,"channel":"primary",`+
+		`"ctx":{"url":"https://shop.example/landing?gclid=Cj0KCQ","referrer":"https://www.google.com/","gclid":"Cj0KCQ","wbraid":null,"gbraid":null,`+
+		`"utm_source":"google","utm_medium":"cpc","utm_campaign":"brand","utm_term":null,"utm_content":null,"lang":"tr-TR","tz":"Europe/Istanbul","sw":390,"sh":844},`+
+		`"events":[{"id":"%s","type":"pageview","ts":%d,"url":"https://shop.example/p/%d","title":"Product %d"},`+
+		`{"id":"%s","type":"heartbeat","ts":%d,"active_ms":%d,"scroll":%d,"state":"active"},`+
+		`{"id":"%s","type":"custom","ts":%d,"url":"https://shop.example/p/%d","name":"add_to_cart","props":{"sku":"A-%d","qty":1}}]}`,
+		sid, sid, ts, uuid.New(), ts, i, i, uuid.New(), ts, 15000*(i%4+1), 20*(i%4+1), uuid.New(), ts, i, i)
+}
+
+func benchBodies(n int) [][]byte {
+	now := time.Now()
+	out := make([][]byte, n)
+	var sid uuid.UUID
+	for i := range out {
+		if i%4 == 0 {
+			sid = uuid.New()
+		}
+		out[i] = benchBody(sid, i, now)
+	}
+	return out
+}
+
+// drive runs do over n items with c workers, stopping after limit.
+func drive(n, c int, limit time.Duration, do func(i int) error) (benchResult, error) {
+	var next atomic.Int64
+	lat := make([][]time.Duration, c)
+	var firstErr error
+	var once sync.Once
+	deadline := time.Now().Add(limit)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n || time.Now().After(deadline) {
+					return
+				}
+				t0 := time.Now()
+				if err := do(i); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	r := benchResult{elapsed: time.Since(start)}
+	for _, l := range lat {
+		r.latencies = append(r.latencies, l...)
+	}
+	r.batches = len(r.latencies)
+	if r.batches == 0 && firstErr == nil {
+		firstErr = fmt.Errorf("no batch completed")
+	}
+	return r, firstErr
+}
+
+func benchHTTP(ctx context.Context, pool *pgxpool.Pool, n, c int, limit time.Duration) (benchResult, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return benchResult{}, err
+	}
+	srv := &http.Server{Handler: ingest.New(pool, ingest.WithLogger(discardLogger()))}
+	go srv.Serve(ln)
+	defer srv.Close()
+	url := "http://" + ln.Addr().String() + "/api/sync"
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c}, Timeout: 10 * time.Second}
+	bodies := benchBodies(n)
+	return drive(n, c, limit, func(i int) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i]))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+		req.Header.Set("Origin", "https://shop.example")
+		req.Header.Set("User-Agent", benchUA)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"accepted":3`)) {
+			return fmt.Errorf("batch %d: %d %s", i, resp.StatusCode, body)
+		}
+		return nil
+	})
+}
+
+func benchDirect(ctx context.Context, pool *pgxpool.Pool, n, c int, limit time.Duration) (benchResult, error) {
+	site, err := sites.ByPublicID(ctx, pool, "bench")
+	if err != nil {
+		return benchResult{}, err
+	}
+	now := time.Now()
+	batches := make([]*ingest.Batch, n)
+	for i, body := range benchBodies(n) {
+		if batches[i], err = ingest.Parse(body, now); err != nil {
+			return benchResult{}, err
+		}
+	}
+	store := ingest.NewStore(pool)
+	req := ingest.Request{SiteID: site.ID, Client: ingest.ClassifyUserAgent(benchUA)}
+	return drive(n, c, limit, func(i int) error {
+		res, err := store.Save(ctx, req, batches[i])
+		if err == nil && res.Accepted(batches[i]) != 3 {
+			err = fmt.Errorf("batch %d: accepted %d", i, res.Accepted(batches[i]))
+		}
+		return err
+	})
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

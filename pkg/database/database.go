@@ -85,6 +85,16 @@ func EnsureDatabase(ctx context.Context, databaseURL string) error {
 	return nil
 }
 
+// WithDatabase returns databaseURL pointing at database name instead.
+func WithDatabase(databaseURL, name string) (string, error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return "", fmt.Errorf("DATABASE_URL must be a postgres:// URL")
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
 // AdminURL returns the database name in databaseURL and the same URL pointing
 // at the server's "postgres" database.
 func AdminURL(databaseURL string) (name, adminURL string, err error) {

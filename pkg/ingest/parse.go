@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	fastjson "github.com/segmentio/encoding/json"
 )
 
 // Protocol limits (PROTOCOL.md "Limits"). Strings longer than their limit are
@@ -134,16 +135,28 @@ func invalidPayload(format string, args ...any) *RequestError {
 	return &RequestError{Status: 400, Code: "invalid_payload", Detail: fmt.Sprintf(format, args...)}
 }
 
+// wireHeader is the batch's fields other than its events.
+type wireHeader struct {
+	V        *float64     `json:"v"`
+	Site     *string      `json:"site"`
+	SID      *string      `json:"sid"`
+	VID      *string      `json:"vid"`
+	SentAt   *float64     `json:"sent_at"`
+	Failures *float64     `json:"failures"`
+	Channel  *string      `json:"channel"`
+	Ctx      *wireContext `json:"ctx"`
+}
+
+// wireBatchDecoded decodes the whole body in one pass (the common case).
+type wireBatchDecoded struct {
+	wireHeader
+	Events []wireEvent `json:"events"`
+}
+
+// wireBatch keeps each event raw, to refuse events one by one.
 type wireBatch struct {
-	V        *float64          `json:"v"`
-	Site     *string           `json:"site"`
-	SID      *string           `json:"sid"`
-	VID      *string           `json:"vid"`
-	SentAt   *float64          `json:"sent_at"`
-	Failures *float64          `json:"failures"`
-	Channel  *string           `json:"channel"`
-	Ctx      *wireContext      `json:"ctx"`
-	Events   []json.RawMessage `json:"events"`
+	wireHeader
+	Events []json.RawMessage `json:"events"`
 }
 
 type wireContext struct {
@@ -185,10 +198,48 @@ func Parse(body []byte, now time.Time) (*Batch, error) {
 	if !utf8.Valid(body) {
 		return nil, &RequestError{Status: 400, Code: "invalid_json", Detail: "body is not valid UTF-8"}
 	}
+	// Fast path: one decoding pass over the whole body. When any part has the
+	// wrong shape, decode again event by event so that one bad event is
+	// refused alone and the rest of the batch is kept.
+	var fast wireBatchDecoded
+	if err := fastjson.Unmarshal(body, &fast); err == nil {
+		if len(fast.Events) > MaxEvents {
+			return nil, &RequestError{Status: 413, Code: "payload_too_large", Detail: fmt.Sprintf("at most %d events per batch, got %d", MaxEvents, len(fast.Events))}
+		}
+		return parseBatch(&fast.wireHeader, len(fast.Events), func(i int) (Event, *Heartbeat, *Rejection) {
+			return checkEvent(&fast.Events[i], now, fast.skew(now))
+		}, now)
+	}
+	return parseEventByEvent(body, now)
+}
+
+// parseEventByEvent is the slow path of Parse: it decodes each event on its own.
+func parseEventByEvent(body []byte, now time.Time) (*Batch, error) {
 	var w wireBatch
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, jsonError(err, "")
 	}
+	if len(w.Events) > MaxEvents {
+		return nil, &RequestError{Status: 413, Code: "payload_too_large", Detail: fmt.Sprintf("at most %d events per batch, got %d", MaxEvents, len(w.Events))}
+	}
+	return parseBatch(&w.wireHeader, len(w.Events), func(i int) (Event, *Heartbeat, *Rejection) {
+		return parseEvent(w.Events[i], now, w.skew(now))
+	}, now)
+}
+
+// skew is the correction for a client clock that is more than a minute off.
+func (w *wireHeader) skew(now time.Time) time.Duration {
+	if w.SentAt == nil || *w.SentAt <= 0 || math.IsInf(*w.SentAt, 0) || math.IsNaN(*w.SentAt) {
+		return 0
+	}
+	if skew := now.Sub(time.UnixMilli(int64(*w.SentAt))); skew > skewCorrectAbove || skew < -skewCorrectAbove {
+		return skew
+	}
+	return 0
+}
+
+// parseBatch validates the batch fields and then each of its n events.
+func parseBatch(w *wireHeader, n int, eventAt func(i int) (Event, *Heartbeat, *Rejection), now time.Time) (*Batch, error) {
 	b := &Batch{Channel: "primary"}
 	if w.V == nil {
 		return nil, invalidPayload("v: required")
@@ -237,26 +288,21 @@ func Parse(body []byte, now time.Time) (*Batch, error) {
 		return nil, invalidPayload("ctx: required")
 	}
 	b.Ctx = w.Ctx.normalise()
-	if len(w.Events) == 0 {
+	if n == 0 {
 		return nil, invalidPayload("events: 1 to %d events required", MaxEvents)
 	}
-	if len(w.Events) > MaxEvents {
-		return nil, &RequestError{Status: 413, Code: "payload_too_large", Detail: fmt.Sprintf("at most %d events per batch, got %d", MaxEvents, len(w.Events))}
-	}
 	if w.SentAt != nil {
-		if *w.SentAt <= 0 || math.IsInf(*w.SentAt, 0) {
+		if *w.SentAt <= 0 || math.IsInf(*w.SentAt, 0) || math.IsNaN(*w.SentAt) {
 			return nil, invalidPayload("sent_at: must be milliseconds since the epoch")
 		}
 		b.SentAt = time.UnixMilli(int64(*w.SentAt))
-		if skew := now.Sub(b.SentAt); skew > skewCorrectAbove || skew < -skewCorrectAbove {
-			b.Skew = skew
-		}
+		b.Skew = w.skew(now)
 	}
-	b.Received = len(w.Events)
-	seen := make(map[uuid.UUID]struct{}, len(w.Events))
-	b.Events = make([]Event, 0, len(w.Events))
-	for i, raw := range w.Events {
-		ev, hb, rej := parseEvent(raw, now, b.Skew)
+	b.Received = n
+	seen := make(map[uuid.UUID]struct{}, n)
+	b.Events = make([]Event, 0, n)
+	for i := range n {
+		ev, hb, rej := eventAt(i)
 		if rej != nil {
 			rej.Index = i
 			b.Rejected = append(b.Rejected, *rej)
@@ -360,6 +406,11 @@ func parseEvent(raw json.RawMessage, now time.Time, skew time.Duration) (Event, 
 	if err := json.Unmarshal(raw, &w); err != nil {
 		return Event{}, nil, reject(ReasonInvalidEvent, "%s", jsonError(err, "").Detail)
 	}
+	return checkEvent(&w, now, skew)
+}
+
+// checkEvent validates one decoded event.
+func checkEvent(w *wireEvent, now time.Time, skew time.Duration) (Event, *Heartbeat, *Rejection) {
 	if w.ID == nil {
 		return Event{}, nil, reject(ReasonInvalidID, "id: required")
 	}
@@ -456,12 +507,48 @@ func parseProps(raw json.RawMessage) (map[string]any, *Rejection) {
 	return props, nil
 }
 
+// object is the JSON object {key: value}, or {} when value is empty.
 func object(key, value string) []byte {
 	if value == "" {
 		return []byte("{}")
 	}
-	data, _ := json.Marshal(map[string]string{key: value})
-	return data
+	buf := make([]byte, 0, len(key)+len(value)+8)
+	buf = append(buf, '{', '"')
+	buf = append(buf, key...)
+	buf = append(buf, '"', ':')
+	buf = appendJSONString(buf, value)
+	return append(buf, '}')
+}
+
+// appendJSONString appends s as a JSON string. s is valid UTF-8 (the body
+// was checked), so only quotes, backslashes and control characters need
+// escaping.
+func appendJSONString(buf []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		buf = append(buf, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			buf = append(buf, '\\', c)
+		case '\n':
+			buf = append(buf, '\\', 'n')
+		case '\r':
+			buf = append(buf, '\\', 'r')
+		case '\t':
+			buf = append(buf, '\\', 't')
+		default:
+			buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		}
+		start = i + 1
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
 }
 
 // truncate cuts s to at most n characters (runes).

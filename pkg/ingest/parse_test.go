@@ -3,7 +3,9 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
+	"unicode/utf8"
 	"testing"
 	"time"
 )
@@ -293,6 +295,15 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := Parse(data, testNow)
+		if utf8.Valid(data) {
+			// The one-pass fast decoder and the event-by-event decoder agree
+			// on every body they both accept.
+			if slow, slowErr := parseEventByEvent(data, testNow); err == nil && slowErr == nil && !reflect.DeepEqual(b, slow) {
+				t.Fatalf("fast and slow paths differ:\n%+v\n%+v", b, slow)
+			} else if err == nil && slowErr != nil {
+				t.Fatalf("fast path accepted what the slow path refused: %v", slowErr)
+			}
+		}
 		if err != nil {
 			if _, ok := err.(*RequestError); !ok {
 				t.Fatalf("error of type %T: %v", err, err)
