@@ -34,7 +34,7 @@ const (
 	MaxProps         = 20
 	MaxPropKeyLen    = 64
 	MaxPropValueLen  = 512
-	MaxFailures      = 1000
+	MaxFailures      = 100
 	MaxScreen        = 100000
 	MaxActiveMS      = 24 * int64(time.Hour/time.Millisecond)
 	skewCorrectAbove = time.Minute
