@@ -326,3 +326,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestParseCapsReportedFailures(t *testing.T) {
+	for _, c := range []struct{ sent, want int }{{0, 0}, {3, 3}, {MaxFailures, MaxFailures}, {MaxFailures + 1, MaxFailures}, {1 << 40, MaxFailures}} {
+		b, err := Parse(body(t, map[string]any{"failures": c.sent}), testNow)
+		if err != nil || b.Failures != c.want {
+			t.Fatalf("failures %d: got %v %v, want %d", c.sent, b, err, c.want)
+		}
+	}
+	for _, c := range []struct{ sent, want int }{{MaxScreen, MaxScreen}, {MaxScreen + 1, MaxScreen}, {-1, 0}} {
+		b, err := Parse(body(t, map[string]any{"ctx": map[string]any{"sw": c.sent, "sh": c.sent}}), testNow)
+		if err != nil || b.Ctx.ScreenWidth != c.want || b.Ctx.ScreenHeight != c.want {
+			t.Fatalf("screen %d: got %+v %v, want %d", c.sent, b.Ctx, err, c.want)
+		}
+	}
+}
