@@ -57,6 +57,10 @@ func runDev(ctx context.Context, args []string) error {
 		_, _ = w.Write(script)
 	})
 	mux.HandleFunc("GET /{$}", serveDemoPage)
+	// /api/test-notification and the scheduled jobs (jobs.go).
+	if err := startAlerting(ctx, &cfg, pool, logger, mux); err != nil {
+		return err
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

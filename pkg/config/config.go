@@ -44,8 +44,9 @@ func Load(ctx context.Context, cfg any) error {
 
 // LoadFrom is Load with an explicit source of variables (tests use a map).
 func LoadFrom(ctx context.Context, l envconfig.Lookuper, cfg any) error {
-	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: cfg, Lookuper: l}); err != nil {
-		return fmt.Errorf("configuration: %s", oneLine(err))
+	rec := &lastLookup{l: l}
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: cfg, Lookuper: rec}); err != nil {
+		return fmt.Errorf("configuration: %s", rec.explain(err))
 	}
 	if v, ok := cfg.(Validator); ok {
 		if err := v.Validate(); err != nil {
@@ -80,9 +81,14 @@ type Dev struct {
 	Database Database
 	Log      Log
 	Addr     string `env:"OPSMANTIK_ADDR, default=127.0.0.1:8080"`
+	// Alerting (pkg/config/alerting.go): without a token, alerts go to the log.
+	Telegram   Telegram
+	Alerting   Alerting
+	Cron       Cron
+	CronSecret Secret `env:"CRON_SECRET"`
 }
 
-// CLI configures the command line's database commands (migrate, site, run).
+// CLI configures the command line's database commands (migrate, site); `run` uses Jobs.
 type CLI struct {
 	Database Database
 	Log      Log

@@ -1,0 +1,154 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Secret is a configuration value that must never be printed: fmt, %#v and
+// slog all show it as "[redacted]" (or "" when unset).
+type Secret string
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return `"` + s.String() + `"` }
+
+// LogValue keeps slog from printing the value.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalJSON keeps JSON (and slog's JSON of a whole struct) from printing the value.
+func (s Secret) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+
+// Telegram is the Bot API client's configuration.
+type Telegram struct {
+	BotToken Secret `env:"TELEGRAM_BOT_TOKEN"`
+	// ChatID is a numeric chat id (e.g. -1001234567890) or a @channelusername.
+	ChatID string `env:"TELEGRAM_CHAT_ID"`
+	// ThreadID posts into one topic of a forum group; 0 posts to the chat.
+	ThreadID int64  `env:"TELEGRAM_THREAD_ID, default=0"`
+	APIURL   string `env:"TELEGRAM_API_URL, default=https://api.telegram.org"`
+}
+
+// Configured reports whether a bot token is set. Without one, the local stack
+// prints messages to its log instead.
+func (t Telegram) Configured() bool { return t.BotToken != "" }
+
+// Validate checks the values that are set; it does not require a token.
+func (t Telegram) Validate() error {
+	if t.Configured() && strings.TrimSpace(t.ChatID) == "" {
+		return errors.New("TELEGRAM_CHAT_ID: required when TELEGRAM_BOT_TOKEN is set")
+	}
+	if t.ThreadID < 0 {
+		return errors.New("TELEGRAM_THREAD_ID: must not be negative")
+	}
+	u, err := url.Parse(t.APIURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("TELEGRAM_API_URL: must be an http(s) URL, got %q", t.APIURL)
+	}
+	return nil
+}
+
+// Require is Validate for deployed functions, where printing to a log is no
+// substitute for the chat: the token and the chat id must be set.
+func (t Telegram) Require() error {
+	if !t.Configured() {
+		return errors.New("TELEGRAM_BOT_TOKEN: missing required value")
+	}
+	return t.Validate()
+}
+
+// Alerting holds the watchtower's thresholds and windows and how often a
+// failing check is repeated.
+type Alerting struct {
+	RepeatEvery time.Duration `env:"ALERT_REPEAT_EVERY, default=6h"`
+	// WT001: no non-bot session active within this window.
+	TrafficWindow time.Duration `env:"WATCHTOWER_TRAFFIC_WINDOW, default=1h"`
+	// WT002: no non-bot session with a Google click id started within this window.
+	ClickIDWindow time.Duration `env:"WATCHTOWER_CLICK_ID_WINDOW, default=3h"`
+	// WT003: ingest error rate over this window above this percentage, once
+	// at least ErrorRateMinSample attempts were seen.
+	ErrorRateWindow    time.Duration `env:"WATCHTOWER_ERROR_RATE_WINDOW, default=1h"`
+	ErrorRatePercent   float64       `env:"WATCHTOWER_ERROR_RATE_PERCENT, default=5"`
+	ErrorRateMinSample int64         `env:"WATCHTOWER_ERROR_RATE_MIN_SAMPLE, default=20"`
+}
+
+// Validate checks that windows are positive and the rate is a percentage.
+func (a Alerting) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"ALERT_REPEAT_EVERY", a.RepeatEvery},
+		{"WATCHTOWER_TRAFFIC_WINDOW", a.TrafficWindow},
+		{"WATCHTOWER_CLICK_ID_WINDOW", a.ClickIDWindow},
+		{"WATCHTOWER_ERROR_RATE_WINDOW", a.ErrorRateWindow},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s: must be a positive duration such as 1h, got %s", d.name, d.v)
+		}
+	}
+	if a.ErrorRatePercent < 0 || a.ErrorRatePercent > 100 {
+		return fmt.Errorf("WATCHTOWER_ERROR_RATE_PERCENT: must be between 0 and 100, got %v", a.ErrorRatePercent)
+	}
+	if a.ErrorRateMinSample < 1 {
+		return fmt.Errorf("WATCHTOWER_ERROR_RATE_MIN_SAMPLE: must be at least 1, got %d", a.ErrorRateMinSample)
+	}
+	return nil
+}
+
+// Watchtower configures functions/watchtower-cron.
+type Watchtower struct {
+	Database Database
+	Log      Log
+	Telegram Telegram
+	Alerting Alerting
+}
+
+func (c *Watchtower) Validate() error {
+	return errors.Join(c.Telegram.Require(), c.Alerting.Validate())
+}
+
+// TestNotification configures functions/test-notification. Without
+// CRON_SECRET the endpoint stays closed (503) rather than failing to start.
+type TestNotification struct {
+	Log        Log
+	Telegram   Telegram
+	CronSecret Secret `env:"CRON_SECRET"`
+}
+
+func (c *TestNotification) Validate() error { return c.Telegram.Require() }
+
+// Jobs configures `opsmantik run <job>`: everything a scheduled job may need.
+// Without a Telegram token, alerts are printed to the log.
+type Jobs struct {
+	Database Database
+	Log      Log
+	Telegram Telegram
+	Alerting Alerting
+}
+
+func (c *Jobs) Validate() error {
+	return errors.Join(c.Telegram.Validate(), c.Alerting.Validate())
+}
+
+// Cron configures the scheduler inside `opsmantik dev`.
+type Cron struct {
+	// Enabled runs the scheduled jobs (the watchtower, …) on their intervals.
+	Enabled bool `env:"OPSMANTIK_CRON, default=true"`
+}
+
+// Validate checks the alerting part of `opsmantik dev`'s configuration.
+func (c *Dev) Validate() error {
+	return errors.Join(c.Telegram.Validate(), c.Alerting.Validate())
+}

@@ -1,0 +1,64 @@
+package config
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+func TestAlertingDefaults(t *testing.T) {
+	var cfg Jobs
+	if err := LoadFrom(context.Background(), envconfig.MapLookuper(nil), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Alerting
+	if a.RepeatEvery != 6*time.Hour || a.TrafficWindow != time.Hour || a.ClickIDWindow != 3*time.Hour ||
+		a.ErrorRateWindow != time.Hour || a.ErrorRatePercent != 5 || a.ErrorRateMinSample != 20 {
+		t.Errorf("defaults %+v", a)
+	}
+	if cfg.Telegram.APIURL != "https://api.telegram.org" || cfg.Telegram.Configured() {
+		t.Errorf("telegram defaults %+v", cfg.Telegram)
+	}
+}
+
+func TestAlertingConfigurationErrorsNameTheVariable(t *testing.T) {
+	cases := []struct {
+		cfg  any
+		env  map[string]string
+		name string
+	}{
+		{&Jobs{}, map[string]string{"ALERT_REPEAT_EVERY": "0s"}, "ALERT_REPEAT_EVERY"},
+		{&Jobs{}, map[string]string{"WATCHTOWER_ERROR_RATE_PERCENT": "150"}, "WATCHTOWER_ERROR_RATE_PERCENT"},
+		{&Jobs{}, map[string]string{"WATCHTOWER_ERROR_RATE_MIN_SAMPLE": "0"}, "WATCHTOWER_ERROR_RATE_MIN_SAMPLE"},
+		{&Jobs{}, map[string]string{"TELEGRAM_BOT_TOKEN": "1:x"}, "TELEGRAM_CHAT_ID"},
+		{&Jobs{}, map[string]string{"TELEGRAM_API_URL": "api.telegram.org"}, "TELEGRAM_API_URL"},
+		{&Dev{}, map[string]string{"TELEGRAM_THREAD_ID": "-1"}, "TELEGRAM_THREAD_ID"},
+		{&Watchtower{}, nil, "TELEGRAM_BOT_TOKEN"},
+		{&TestNotification{}, map[string]string{"TELEGRAM_BOT_TOKEN": "1:x"}, "TELEGRAM_CHAT_ID"},
+	}
+	for _, c := range cases {
+		err := LoadFrom(context.Background(), envconfig.MapLookuper(c.env), c.cfg)
+		if err == nil || !strings.Contains(err.Error(), c.name) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%T %v: error %v, want one line naming %s", c.cfg, c.env, err, c.name)
+		}
+	}
+}
+
+func TestSecretsAreNeverPrinted(t *testing.T) {
+	cfg := TestNotification{CronSecret: "cron-s3cret", Telegram: Telegram{BotToken: "1:tok-s3cret", ChatID: "1"}}
+	j, _ := json.Marshal(cfg)
+	var logs strings.Builder
+	slog.New(slog.NewJSONHandler(&logs, nil)).Info("cfg", "cfg", cfg, "secret", cfg.CronSecret)
+	slog.New(slog.NewTextHandler(&logs, nil)).Info("cfg", "cfg", cfg, "secret", cfg.CronSecret)
+	for _, out := range []string{fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg.CronSecret), string(j), logs.String()} {
+		if strings.Contains(out, "s3cret") {
+			t.Errorf("a secret is printed: %s", out)
+		}
+	}
+}
