@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Finds (or starts) PostgreSQL and prints its URL; one line on stderr says which.
 DB := scripts/ensure-postgres.sh
 
-.PHONY: dev test test-go bench deps fuzz
+.PHONY: dev test test-go bench deps fuzz package deploy
 
 deps:
 	@go mod download && echo "go: modules ready"
@@ -15,6 +15,7 @@ dev: deps
 
 test: deps
 	@export DATABASE_URL="$$($(DB))"; \
+	$(OSLS) --version >/dev/null && \
 	go vet ./... && \
 	go test -race -count=1 ./...
 
@@ -27,4 +28,22 @@ fuzz:
 
 bench: deps
 	@export DATABASE_URL="$$($(DB))"; \
-	go run ./cmd/opsmantik bench
+	go run ./cmd/opsmantik bench && \
+	go test -run='^$$' -bench=ColdStart -benchtime=7x ./pkg/deploy
+
+# Deployment (serverless.yml, README "Deploying to AWS"). `make package` builds
+# dist/<function>.zip (linux/arm64 bootstrap) and dist/ux-core.js, then runs
+# `osls package` offline into .serverless/; `make deploy` deploys exactly that.
+# The functions' variables (DATABASE_URL, …) are read from the environment.
+# OSLS_ARGS passes more, e.g. OSLS_ARGS='--param logRetentionDays=90'.
+STAGE ?= prod
+REGION ?= eu-central-1
+OSLS_ARGS ?=
+OSLS := scripts/osls.sh
+
+package: deps
+	@go run ./cmd/artifacts && \
+	$(OSLS) package --stage $(STAGE) --region $(REGION) $(OSLS_ARGS)
+
+deploy: package
+	@$(OSLS) deploy --stage $(STAGE) --region $(REGION) --package .serverless $(OSLS_ARGS)
