@@ -19,7 +19,7 @@ func TestMigrationsApplyToAnEmptyDatabaseAndAgainAsANoOp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close()
+	t.Cleanup(admin.Close) // runs after the drop below (cleanups run last-in, first-out)
 	empty := name + "_empty"
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+empty); err != nil {
 		t.Fatal(err)
