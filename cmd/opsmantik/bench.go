@@ -110,9 +110,6 @@ func benchDatabase(ctx context.Context, serverURL, suffix string, conns int) (*p
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := database.EnsureDatabase(ctx, dbURL); err != nil {
-		return nil, nil, err
-	}
 	drop := func() {
 		dctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -121,14 +118,13 @@ func benchDatabase(ctx context.Context, serverURL, suffix string, conns int) (*p
 			conn.Close(dctx)
 		}
 	}
-	pool, err := database.Open(ctx, dbURL, int32(conns))
-	if err == nil {
-		err = database.Migrate(ctx, pool)
-	}
-	if err == nil {
-		_, err = sites.Add(ctx, pool, sites.NewSite{PublicID: "bench", Domains: []string{"shop.example"}})
-	}
+	pool, err := database.OpenMigrated(ctx, dbURL, int32(conns))
 	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	if _, err := sites.Add(ctx, pool, sites.NewSite{PublicID: "bench", Domains: []string{"shop.example"}}); err != nil {
+		pool.Close()
 		drop()
 		return nil, nil, err
 	}

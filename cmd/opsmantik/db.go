@@ -36,15 +36,12 @@ func runMigrate(ctx context.Context, args []string) error {
 		return err
 	}
 	slog.SetDefault(cfg.Log.Logger())
-	if err := database.EnsureDatabase(ctx, cfg.Database.URL); err != nil {
-		return err
-	}
-	pool, err := database.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	pool, err := database.OpenMigrated(ctx, cfg.Database.URL, cfg.Database.MaxConns)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	return database.Migrate(ctx, pool)
+	pool.Close()
+	return nil
 }
 
 // stringList is a repeatable flag.

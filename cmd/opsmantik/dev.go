@@ -30,17 +30,11 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	logger := cfg.Log.Logger()
 	slog.SetDefault(logger)
-	if err := database.EnsureDatabase(ctx, cfg.Database.URL); err != nil {
-		return err
-	}
-	pool, err := database.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
+	pool, err := database.OpenMigrated(ctx, cfg.Database.URL, cfg.Database.MaxConns)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := database.Migrate(ctx, pool); err != nil {
-		return err
-	}
 	if _, err := sites.Ensure(ctx, pool, demoSite); err != nil {
 		return err
 	}

@@ -36,6 +36,24 @@ func Open(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Poo
 	return pool, nil
 }
 
+// OpenMigrated creates the database when it does not exist, opens a pool on
+// it and applies the pending migrations: what `opsmantik dev` and
+// `opsmantik migrate` need.
+func OpenMigrated(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Pool, error) {
+	if err := EnsureDatabase(ctx, databaseURL); err != nil {
+		return nil, err
+	}
+	pool, err := Open(ctx, databaseURL, maxConns)
+	if err != nil {
+		return nil, err
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return pool, nil
+}
+
 // Migrate applies every pending migration in sql/ to the database behind pool.
 // Applying to an up-to-date database is a no-op.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/opsmantik/opsmantik/pkg/ingest"
 )
 
 // ContentType is what the tracker sends, so that browsers make no CORS preflight.
@@ -36,20 +38,18 @@ const MaxBatchEvents = 10
 // minutes when the visit is generated.
 const maxVisit = 9 * time.Minute
 
-// Traffic sources a visit is made to arrive from; the names are DESIGN.md's.
+// Traffic sources and device types a visit is made with: the server's own
+// names (DESIGN.md's definitions), so expectations compare with session rows.
 const (
-	SourceGoogleAds = "google_ads"
-	SourceOrganic   = "organic_search"
-	SourceSocial    = "social"
-	SourceReferral  = "referral"
-	SourceDirect    = "direct"
-)
+	SourceGoogleAds = ingest.SourceGoogleAds
+	SourceOrganic   = ingest.SourceOrganicSearch
+	SourceSocial    = ingest.SourceSocial
+	SourceReferral  = ingest.SourceReferral
+	SourceDirect    = ingest.SourceDirect
 
-// Device types, as the server derives them from the User-Agent.
-const (
-	DeviceMobile  = "mobile"
-	DeviceTablet  = "tablet"
-	DeviceDesktop = "desktop"
+	DeviceMobile  = ingest.DeviceMobile
+	DeviceTablet  = ingest.DeviceTablet
+	DeviceDesktop = ingest.DeviceDesktop
 )
 
 // Options configures a Generator.
