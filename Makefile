@@ -17,7 +17,10 @@ test: deps
 	@export DATABASE_URL="$$($(DB))"; \
 	$(OSLS) --version >/dev/null && \
 	go vet ./... && \
-	go test -race -count=1 ./...
+	go test -race -count=1 ./... && \
+	tracker/scripts/ensure-browser.sh && \
+	node --test tracker/test/ && \
+	node --test --test-concurrency=1 tracker/e2e/
 
 # Run one fuzz target for a while, e.g. `make fuzz FUZZ=FuzzParse PKG=./pkg/ingest`.
 FUZZ ?= FuzzParse
@@ -29,7 +32,8 @@ fuzz:
 bench: deps
 	@export DATABASE_URL="$$($(DB))"; \
 	go run ./cmd/opsmantik bench && \
-	go test -run='^$$' -bench=ColdStart -benchtime=7x ./pkg/deploy
+	go test -run='^$$' -bench=ColdStart -benchtime=7x ./pkg/deploy && \
+	node tracker/bench/heartbeat.js
 
 # Deployment (serverless.yml, README "Deploying to AWS"). `make package` builds
 # dist/<function>.zip (linux/arm64 bootstrap) and dist/ux-core.js, then runs

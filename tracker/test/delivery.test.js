@@ -1,0 +1,407 @@
+'use strict';
+// Batching, the queue, and what the tracker does with each response
+// (PROTOCOL.md "Transport", "Responses").
+
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { Browser, START, SECOND, MINUTE } = require('../testkit/fakewindow');
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+const secs = (r) => (r.at - START) / SECOND;
+const postsOf = (net) => net.requests({ kind: 'fetch', method: 'POST' });
+
+test('events ride with the next heartbeat; a conversion is sent at once, with them', async () => {
+  const b = new Browser();
+  const p = b.open();
+  await b.clock.advance(5 * SECOND);
+  p.api.track('quote_opened', { plan: 'pro' });
+  await b.clock.advance(10 * SECOND);
+  assert.equal(b.net.log.length, 0, 'a pageview and a custom event wait');
+  p.click({ href: 'tel:+905551112233' });
+  await b.clock.advance(0);
+  const posts = postsOf(b.net);
+  assert.equal(posts.length, 1);
+  assert.equal(secs(posts[0]), 15);
+  assert.deepEqual(
+    posts[0].body.events.map((e) => e.type),
+    ['pageview', 'custom', 'phone_click']
+  );
+  assert.deepEqual(p.queue(), [], 'a 200 empties the queue');
+  await b.clock.advance(45 * SECOND);
+  assert.deepEqual(
+    postsOf(b.net).map((r) => [secs(r), r.body.events.map((e) => e.type)]),
+    [
+      [15, ['pageview', 'custom', 'phone_click']],
+      [60, ['heartbeat']],
+    ]
+  );
+});
+
+test('a request is text/plain, keepalive, without credentials, and carries the protocol fields', async () => {
+  const b = new Browser();
+  const p = b.open({ url: 'https://shop.example/landing?utm_source=google&utm_medium=cpc&gclid=Cj0K', referrer: 'https://www.google.com/' });
+  p.api.flush();
+  await b.clock.advance(0);
+  const [r] = b.net.log;
+  assert.equal(r.url, 'https://t.example/api/sync');
+  assert.equal(r.method, 'POST');
+  assert.deepEqual(r.headers, { 'Content-Type': 'text/plain;charset=UTF-8' });
+  assert.equal(r.keepalive, true);
+  assert.equal(r.credentials, 'omit');
+  const body = r.body;
+  assert.deepEqual(Object.keys(body), ['v', 'site', 'sid', 'vid', 'sent_at', 'failures', 'channel', 'ctx', 'events']);
+  assert.equal(body.v, 1);
+  assert.equal(body.site, 'demo');
+  assert.match(body.sid, UUID);
+  assert.match(body.vid, UUID);
+  assert.equal(body.sent_at, START);
+  assert.equal(body.failures, 0);
+  assert.equal(body.channel, 'primary');
+  assert.deepEqual(body.ctx, {
+    url: 'https://shop.example/landing?utm_source=google&utm_medium=cpc&gclid=Cj0K',
+    referrer: 'https://www.google.com/',
+    gclid: 'Cj0K',
+    wbraid: null,
+    gbraid: null,
+    utm_source: 'google',
+    utm_medium: 'cpc',
+    utm_campaign: null,
+    utm_term: null,
+    utm_content: null,
+    lang: 'tr-TR',
+    tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
+    sw: 390,
+    sh: 844,
+  });
+  const [pv] = body.events;
+  assert.deepEqual(Object.keys(pv), ['id', 'type', 'ts', 'url', 'title']);
+  assert.match(pv.id, UUID);
+  assert.equal(pv.ts, START);
+  assert.equal(pv.url, 'https://shop.example/landing?utm_source=google&utm_medium=cpc&gclid=Cj0K');
+});
+
+test('a batch holds at most 100 events; the rest follow in further requests', async () => {
+  const b = new Browser();
+  const p = b.open();
+  for (let i = 0; i < 250; i++) p.api.track('item', { i });
+  p.api.flush();
+  await b.clock.advance(0);
+  assert.deepEqual(
+    postsOf(b.net).map((r) => r.body.events.length),
+    [100, 100, 51]
+  );
+  assert.equal(b.net.stored.size, 251);
+  assert.deepEqual(p.queue(), []);
+});
+
+test('the queue is bounded: the oldest non-conversion events go first', async () => {
+  const b = new Browser();
+  b.net.handler = () => ({ status: 503 });
+  const p = b.open();
+  for (let i = 0; i < 3; i++) p.click({ href: `tel:+9055500000${i}` });
+  for (let i = 1; i <= 400; i++) p.api.track('item', { i });
+  const q = p.queue();
+  assert.equal(q.length, 300);
+  assert.deepEqual(
+    q.filter((e) => e.type === 'phone_click').map((e) => e.target),
+    ['+90555000000', '+90555000001', '+90555000002'],
+    'conversions are kept'
+  );
+  const customs = q.filter((e) => e.type === 'custom').map((e) => e.props.i);
+  assert.equal(customs.length, 297);
+  assert.equal(customs[0], 104, 'the pageview and items 1–103 went, oldest first');
+  assert.equal(customs.at(-1), 400);
+  assert.equal(q.filter((e) => e.type === 'pageview').length, 0);
+});
+
+test('when the queue holds only conversions, the oldest one makes room', async () => {
+  const b = new Browser();
+  b.net.handler = () => ({ status: 503 });
+  const p = b.open();
+  p.api.track('x'); // make sure nothing but conversions is left after the next line
+  for (let i = 0; i < 305; i++) p.submit({ id: `f${i}` });
+  const q = p.queue();
+  assert.equal(q.length, 300);
+  assert.deepEqual(
+    [q[0].form, q.at(-1).form],
+    ['f5', 'f304']
+  );
+});
+
+test('heartbeats of one page replace each other in the queue: their values are cumulative', async () => {
+  const b = new Browser();
+  b.net.handler = () => ({ status: 503 });
+  const p = b.open();
+  for (let i = 0; i < 20; i++) {
+    await b.clock.advance(30 * SECOND);
+    p.scrollTo(100 * i);
+  }
+  const hb = p.queue().filter((e) => e.type === 'heartbeat');
+  assert.equal(hb.length, 1);
+  assert.equal(hb[0].ts, START + 10 * MINUTE);
+  assert.equal(hb[0].active_ms, 10 * MINUTE);
+});
+
+// retries lists [seconds, failures field] of every POST.
+const attempts = (net) => postsOf(net).map((r) => [secs(r), r.body.failures]);
+
+test('failures are retried with exponential back-off and jitter, up to 5 minutes', async (t) => {
+  await t.test('lowest jitter: half of 2, 4, 8 … s', async () => {
+    const b = new Browser();
+    b.random = () => 0;
+    let n = 0;
+    b.net.handler = () => ({ status: ++n <= 4 ? 503 : 200 });
+    const p = b.open();
+    p.click({ href: 'tel:1' });
+    await b.clock.advance(20 * SECOND);
+    assert.deepEqual(attempts(b.net), [
+      [0, 0],
+      [1, 1],
+      [3, 2],
+      [7, 3],
+      [15, 4],
+    ]);
+    assert.deepEqual(p.queue(), []);
+    assert.equal(b.net.stored.size, 2);
+    p.click({ href: 'tel:2' });
+    await b.clock.advance(0);
+    assert.deepEqual(attempts(b.net).at(-1), [20, 0], 'a success resets the failure count');
+  });
+  await t.test('highest jitter: the whole delay', async () => {
+    const b = new Browser();
+    b.random = () => 0.999;
+    b.net.handler = () => ({ status: 500 });
+    const p = b.open();
+    p.click({ href: 'tel:1' });
+    await b.clock.advance(15 * SECOND);
+    assert.deepEqual(
+      attempts(b.net).map(([s]) => Math.round(s)),
+      [0, 2, 6, 14]
+    );
+  });
+  await t.test('a delay with a fraction of a millisecond still fires the retry', async () => {
+    // Timers keep the fraction, Date.now() does not: the retry must not find itself early.
+    const b = new Browser();
+    b.random = () => 0.123456789;
+    let n = 0;
+    b.net.handler = () => ({ status: ++n <= 3 ? 503 : 200 });
+    const p = b.open();
+    p.click({ href: 'tel:1' });
+    await b.clock.advance(20 * SECOND);
+    assert.deepEqual(
+      attempts(b.net).map(([sec, f]) => [Math.floor(sec), f]),
+      [
+        [0, 0],
+        [1, 1],
+        [3, 2],
+        [7, 3],
+      ]
+    );
+    assert.deepEqual(p.queue(), []);
+  });
+  await t.test('the delay stops growing at 5 minutes', async () => {
+    const b = new Browser();
+    b.random = () => 0;
+    b.net.handler = () => ({ status: 500 });
+    const p = b.open({ visibility: 'hidden' }); // no heartbeats, only retries
+    p.api.track('x');
+    p.submit({ id: 'contact' });
+    await b.clock.advance(30 * MINUTE);
+    const s = attempts(b.net).map(([sec]) => sec);
+    const gaps = s.slice(1).map((v, i) => v - s[i]);
+    assert.deepEqual(gaps.slice(0, 10), [1, 2, 4, 8, 16, 32, 64, 128, 150, 150]);
+  });
+});
+
+test('a network error and a timeout count as failures and are retried', async (t) => {
+  await t.test('network error', async () => {
+    const b = new Browser();
+    b.random = () => 0;
+    let n = 0;
+    b.net.handler = () => (++n === 1 ? 'error' : { status: 200 });
+    const p = b.open();
+    p.submit({ id: 'contact' });
+    await b.clock.advance(2 * SECOND);
+    assert.deepEqual(attempts(b.net), [
+      [0, 0],
+      [1, 1],
+    ]);
+    assert.deepEqual(p.queue(), []);
+  });
+  await t.test('no answer within 10 seconds', async () => {
+    const b = new Browser();
+    b.random = () => 0;
+    let n = 0;
+    b.net.handler = () => (++n === 1 ? 'hang' : { status: 200 });
+    const p = b.open();
+    p.submit({ id: 'contact' });
+    await b.clock.advance(9 * SECOND);
+    assert.equal(postsOf(b.net).length, 1, 'still waiting at 9 s');
+    await b.clock.advance(3 * SECOND);
+    assert.deepEqual(attempts(b.net), [
+      [0, 0],
+      [11, 1],
+    ]);
+    assert.deepEqual(p.queue(), []);
+  });
+});
+
+test('429 waits for Retry-After, keeps the batch and is no failure', async () => {
+  const b = new Browser();
+  b.random = () => 0;
+  let n = 0;
+  b.net.handler = (r) => (r.method === 'POST' && ++n === 1 ? { status: 429, headers: { 'Retry-After': '30' } } : { status: 200 });
+  const p = b.open();
+  p.click({ href: 'tel:1' });
+  await b.clock.advance(10 * SECOND);
+  p.hide(); // no beacon while the server asked us to wait
+  p.show();
+  p.click({ href: 'tel:2' }); // waits too
+  await b.clock.advance(19 * SECOND);
+  assert.equal(b.net.log.length, 1);
+  await b.clock.advance(1 * SECOND);
+  assert.deepEqual(attempts(b.net), [
+    [0, 0],
+    [30, 0],
+  ]);
+  assert.deepEqual(
+    b.net.storedEvents().map((e) => e.type),
+    ['pageview', 'phone_click', 'heartbeat', 'phone_click']
+  );
+});
+
+test('400 and 403 drop the batch: it would never succeed', async () => {
+  for (const status of [400, 403]) {
+    const b = new Browser();
+    b.net.handler = () => ({ status });
+    const p = b.open();
+    p.click({ href: 'tel:1' });
+    await b.clock.advance(50 * SECOND);
+    assert.equal(postsOf(b.net).length, 1, `${status}: no retry`);
+    assert.deepEqual(p.queue(), [], `${status}: dropped from the queue`);
+  }
+});
+
+test('413 splits the batch and retries the halves', async () => {
+  const b = new Browser();
+  b.net.handler = (r) => ({ status: r.body.events.length > 30 ? 413 : 200 });
+  const p = b.open();
+  for (let i = 0; i < 99; i++) p.api.track('item', { i }); // 100 with the pageview
+  p.api.flush();
+  await b.clock.advance(0);
+  assert.deepEqual(
+    postsOf(b.net).map((r) => [r.body.events.length, r.body.failures]),
+    [
+      [100, 0],
+      [50, 0],
+      [25, 0],
+      [25, 0],
+      [25, 0],
+      [25, 0],
+    ]
+  );
+  assert.equal(b.net.stored.size, 100);
+  assert.deepEqual(p.queue(), []);
+});
+
+test('413 for a single event drops it; an event too large for any request is never sent', async () => {
+  const b = new Browser();
+  b.net.handler = (r) => ({ status: r.body.events.some((e) => e.name === 'big') ? 413 : 200 });
+  const p = b.open();
+  p.api.flush();
+  await b.clock.advance(0);
+  p.api.track('big', { a: 'x'.repeat(1000) });
+  p.api.flush();
+  await b.clock.advance(0);
+  assert.deepEqual(p.queue(), []);
+  p.api.track('huge', { a: 'x'.repeat(70000) });
+  p.api.track('after');
+  p.api.flush();
+  await b.clock.advance(0);
+  assert.deepEqual(
+    postsOf(b.net).map((r) => r.body.events.map((e) => e.name || e.type)),
+    [['pageview'], ['big'], ['after']]
+  );
+  assert.deepEqual(p.queue(), []);
+});
+
+test('hiding the page sends the queue by beacon and keeps it; the next send repeats it, stored once', async () => {
+  const b = new Browser();
+  const p = b.open();
+  p.api.track('quote_opened');
+  p.hide();
+  const [beacon] = p.requests({ kind: 'beacon' });
+  assert.equal(beacon.url, 'https://t.example/api/sync');
+  assert.equal(beacon.body.channel, 'primary');
+  assert.deepEqual(
+    beacon.body.events.map((e) => e.type),
+    ['pageview', 'custom', 'heartbeat']
+  );
+  assert.deepEqual(
+    p.queue().map((e) => e.id),
+    beacon.body.events.map((e) => e.id),
+    "a beacon's outcome is unknown: its events stay queued"
+  );
+  p.show();
+  await b.clock.advance(0);
+  const fetched = postsOf(b.net)[0].body.events.map((e) => e.id);
+  assert.deepEqual(fetched.slice(0, 2), beacon.body.events.slice(0, 2).map((e) => e.id));
+  assert.deepEqual(p.queue(), []);
+  assert.equal(b.net.stored.size, 4, 'pageview, custom, and the latest heartbeat (which replaced the hidden one)');
+});
+
+test('pagehide and beforeunload with the page already hidden send one beacon in all', async () => {
+  const b = new Browser();
+  const p = b.open();
+  p.close();
+  assert.equal(p.requests({ kind: 'beacon' }).length, 1);
+  assert.equal(p.requests({ kind: 'fetch' }).length, 0);
+});
+
+test('a beacon splits the queue by session and by 100 events', async () => {
+  const b = new Browser();
+  b.net.handler = () => ({ status: 503 });
+  const first = b.open({ url: 'https://shop.example/a' });
+  first.close();
+  const p = b.open({ url: 'https://shop.example/b' }); // another tab: another session
+  for (let i = 0; i < 120; i++) p.api.track('item', { i });
+  const before = b.net.log.length;
+  p.hide();
+  const beacons = b.net.log.slice(before);
+  assert.deepEqual(
+    beacons.map((r) => [r.kind, r.body.ctx.url, r.body.events.length]),
+    [
+      ['beacon', 'https://shop.example/a', 2],
+      ['beacon', 'https://shop.example/b', 100],
+      ['beacon', 'https://shop.example/b', 22],
+    ]
+  );
+});
+
+test('events left by a tab that closed are sent by the next page load, each session with its own context', async () => {
+  const b = new Browser();
+  b.net.handler = () => ({ status: 503 }); // the beacon and the click's sends fail
+  const old = b.open({ url: 'https://shop.example/?utm_source=news', referrer: 'https://news.example/' });
+  old.click({ href: 'https://wa.me/905551112233' });
+  await b.clock.advance(5 * SECOND);
+  old.close();
+  assert.equal(b.net.stored.size, 0);
+
+  b.net.handler = () => ({ status: 200 });
+  await b.clock.advance(MINUTE);
+  const p = b.open({ url: 'https://shop.example/contact' }); // a new tab, a new session
+  await b.clock.advance(0);
+  const loadPosts = postsOf(b.net).filter((r) => r.page === p);
+  assert.equal(loadPosts.length, 2, 'sent at load, not at the first heartbeat');
+  const [left, mine] = loadPosts;
+  assert.equal(left.body.ctx.url, 'https://shop.example/?utm_source=news');
+  assert.equal(left.body.ctx.referrer, 'https://news.example/');
+  assert.deepEqual(
+    left.body.events.map((e) => e.type),
+    ['pageview', 'whatsapp_click', 'heartbeat']
+  );
+  assert.equal(mine.body.ctx.url, 'https://shop.example/contact');
+  assert.notEqual(left.body.sid, mine.body.sid);
+  assert.deepEqual(p.queue(), []);
+  assert.equal(b.net.storedEvents('whatsapp_click').length, 1);
+});
