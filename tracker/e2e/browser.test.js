@@ -296,7 +296,10 @@ test('(d) a hidden tab sends no heartbeat', async () => {
       .filter((e) => e.body && e.body.sid === sid)
       .flatMap((e) => e.body.events.filter((x) => x.type === 'heartbeat'));
     assert.equal(heartbeats[2].ts - heartbeats[1].ts >= 20 * 60000, true);
-    assert.equal(heartbeats[2].active_ms, heartbeats[1].active_ms, 'no engaged time while hidden');
+    // The 20 hidden minutes add no engaged time; the page's clock still runs
+    // for the few real milliseconds between showing the tab and its heartbeat.
+    const gained = heartbeats[2].active_ms - heartbeats[1].active_ms;
+    assert.equal(gained >= 0 && gained < 1000, true, `no engaged time while hidden (gained ${gained} ms)`);
     const row = await eventually(async () => {
       const r = await sessionRow(sid);
       return r && Number(r.engaged_ms) === heartbeats[2].active_ms && r;
