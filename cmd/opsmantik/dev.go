@@ -51,14 +51,16 @@ func runDev(ctx context.Context, args []string) error {
 		_, _ = w.Write(script)
 	})
 	mux.HandleFunc("GET /{$}", serveDemoPage)
-	// /api/test-notification and the scheduled jobs (jobs.go).
-	if err := startAlerting(ctx, &cfg, pool, logger, mux); err != nil {
-		return err
-	}
-
+	// Listen before the scheduled jobs start, so that the server answers by
+	// the time their first run is logged.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on OPSMANTIK_ADDR %s: %w", cfg.Addr, err)
+	}
+	// /api/test-notification and the scheduled jobs (jobs.go).
+	if err := startAlerting(ctx, &cfg, pool, logger, mux); err != nil {
+		ln.Close()
+		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("opsmantik dev: serving", "url", "http://"+ln.Addr().String(), "sync", "/api/sync", "tracker", "/ux-core.js")
