@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ func runBench(ctx context.Context, args []string) error {
 	batches := fs.Int("batches", 4000, "3-event batches per side")
 	concurrency := fs.Int("concurrency", 8, "requests in flight")
 	limit := fs.Duration("max-time", 30*time.Second, "stop a side after this long")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the HTTP side to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -69,13 +71,49 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	defer dropDirect()
 
-	a, err := benchHTTP(ctx, httpPool, *batches, *concurrency, *limit)
+	// Both sides get the same batches (fresh ids each), a warm-up, and then
+	// alternate in rounds, so that neither profits from going second or
+	// suffers from noise that comes and goes.
+	warm, rounds := *batches/10, 4
+	total := warm + *batches
+	httpDo, stopHTTP, err := httpSide(ctx, httpPool, total, *concurrency)
 	if err != nil {
 		return err
 	}
-	b, err := benchDirect(ctx, directPool, *batches, *concurrency, *limit)
+	defer stopHTTP()
+	directDo, err := directSide(ctx, directPool, total)
 	if err != nil {
 		return err
+	}
+	for _, do := range []func(int) error{httpDo, directDo} {
+		if _, err := drive(0, warm, *concurrency, *limit, do); err != nil {
+			return err
+		}
+	}
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var a, b benchResult
+	per := *batches / rounds
+	for r := range rounds {
+		from, to := warm+r*per, warm+(r+1)*per
+		ra, err := drive(from, to, *concurrency, *limit/time.Duration(rounds), httpDo)
+		if err != nil {
+			return err
+		}
+		rb, err := drive(from, to, *concurrency, *limit/time.Duration(rounds), directDo)
+		if err != nil {
+			return err
+		}
+		a, b = a.add(ra), b.add(rb)
 	}
 	fmt.Printf("(a) HTTP over loopback: %s\n", a)
 	fmt.Printf("(b) direct pgx, same SQL: %s\n", b)
@@ -87,6 +125,10 @@ type benchResult struct {
 	batches   int
 	elapsed   time.Duration
 	latencies []time.Duration
+}
+
+func (r benchResult) add(o benchResult) benchResult {
+	return benchResult{batches: r.batches + o.batches, elapsed: r.elapsed + o.elapsed, latencies: append(r.latencies, o.latencies...)}
 }
 
 func (r benchResult) perSecond() float64 { return float64(r.batches) / r.elapsed.Seconds() }
@@ -157,9 +199,10 @@ func benchBodies(n int) [][]byte {
 	return out
 }
 
-// drive runs do over n items with c workers, stopping after limit.
-func drive(n, c int, limit time.Duration, do func(i int) error) (benchResult, error) {
+// drive runs do over items [from, to) with c workers, stopping after limit.
+func drive(from, to, c int, limit time.Duration, do func(i int) error) (benchResult, error) {
 	var next atomic.Int64
+	next.Store(int64(from))
 	lat := make([][]time.Duration, c)
 	var firstErr error
 	var once sync.Once
@@ -172,7 +215,7 @@ func drive(n, c int, limit time.Duration, do func(i int) error) (benchResult, er
 			defer wg.Done()
 			for {
 				i := int(next.Add(1)) - 1
-				if i >= n || time.Now().After(deadline) {
+				if i >= to || time.Now().After(deadline) {
 					return
 				}
 				t0 := time.Now()
@@ -196,18 +239,19 @@ func drive(n, c int, limit time.Duration, do func(i int) error) (benchResult, er
 	return r, firstErr
 }
 
-func benchHTTP(ctx context.Context, pool *pgxpool.Pool, n, c int, limit time.Duration) (benchResult, error) {
+// httpSide serves the sync handler on loopback and returns a function that
+// posts batch i to it.
+func httpSide(ctx context.Context, pool *pgxpool.Pool, n, c int) (func(int) error, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return benchResult{}, err
+		return nil, nil, err
 	}
 	srv := &http.Server{Handler: ingest.New(pool, ingest.WithLogger(discardLogger()))}
 	go srv.Serve(ln)
-	defer srv.Close()
 	url := "http://" + ln.Addr().String() + "/api/sync"
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c}, Timeout: 10 * time.Second}
 	bodies := benchBodies(n)
-	return drive(n, c, limit, func(i int) error {
+	do := func(i int) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i]))
 		if err != nil {
 			return err
@@ -225,30 +269,33 @@ func benchHTTP(ctx context.Context, pool *pgxpool.Pool, n, c int, limit time.Dur
 			return fmt.Errorf("batch %d: %d %s", i, resp.StatusCode, body)
 		}
 		return nil
-	})
+	}
+	return do, func() { srv.Close() }, nil
 }
 
-func benchDirect(ctx context.Context, pool *pgxpool.Pool, n, c int, limit time.Duration) (benchResult, error) {
+// directSide parses n batches up front and returns a function that stores
+// batch i through pgx: the same database work, without HTTP or JSON.
+func directSide(ctx context.Context, pool *pgxpool.Pool, n int) (func(int) error, error) {
 	site, err := sites.ByPublicID(ctx, pool, "bench")
 	if err != nil {
-		return benchResult{}, err
+		return nil, err
 	}
 	now := time.Now()
 	batches := make([]*ingest.Batch, n)
 	for i, body := range benchBodies(n) {
 		if batches[i], err = ingest.Parse(body, now); err != nil {
-			return benchResult{}, err
+			return nil, err
 		}
 	}
 	store := ingest.NewStore(pool)
 	req := ingest.Request{SiteID: site.ID, Client: ingest.ClassifyUserAgent(benchUA)}
-	return drive(n, c, limit, func(i int) error {
+	return func(i int) error {
 		res, err := store.Save(ctx, req, batches[i])
 		if err == nil && res.Accepted(batches[i]) != 3 {
 			err = fmt.Errorf("batch %d: accepted %d", i, res.Accepted(batches[i]))
 		}
 		return err
-	})
+	}, nil
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
