@@ -11,7 +11,8 @@ deps:
 	@go mod download && echo "go: modules ready"
 
 dev: deps
-	@export DATABASE_URL="$$($(DB))"; exec go run ./cmd/opsmantik dev
+	@go build -o .build/opsmantik ./cmd/opsmantik && \
+	export DATABASE_URL="$$($(DB))" && exec .build/opsmantik dev
 
 test: deps
 	@export DATABASE_URL="$$($(DB))"; \
