@@ -238,13 +238,16 @@
       });
     }
 
+    // bytes is a body's size in UTF-8, as the server and fetch count it.
+    const bytes = (s) => new Blob([s]).size;
+
     // nextBatch takes the oldest session's first events, at most `limit` and
     // halved until the body fits one request.
     function nextBatch(q, ch, b) {
       const sid = q.e[0].s;
       let evs = q.e.filter((e) => e.s === sid).slice(0, limit);
       let body = encode(q, evs, ch, b);
-      while (body.length > BODY_MAX && evs.length > 1) body = encode(q, (evs = evs.slice(0, Math.ceil(evs.length / 2))), ch, b);
+      while (bytes(body) > BODY_MAX && evs.length > 1) body = encode(q, (evs = evs.slice(0, Math.ceil(evs.length / 2))), ch, b);
       return [body, evs.map((e) => e.id)];
     }
 
@@ -271,7 +274,7 @@
       const b = breaker();
       const ch = channelOf(b);
       const [body, ids] = nextBatch(q, ch, b);
-      if (body.length > BODY_MAX) {
+      if (bytes(body) > BODY_MAX) {
         remove(ids); // one event too large for any request: the server would answer 413
         return send();
       }
@@ -319,11 +322,10 @@
       }
       if (kind === 2 || kind === 4) {
         // Delivered, or a 4xx that will never succeed: either way the events leave.
+        // The answer carried the failures reported so far: the next request
+        // reports only new ones, so the server counts each failure once.
         remove(ids);
-        if (kind === 2) {
-          b.failures = 0;
-          tries = 0;
-        }
+        b.failures = tries = 0;
         b.streak = 0; // a 4xx never trips the breaker (on the failover the streak is 0 already)
         local.set('om_b', b);
         return send();
@@ -379,7 +381,9 @@
       const ch = channelOf(b);
       if (now() < waitUntil) return;
       while (q.e.length) {
-        const [body, ids] = nextBatch(q, ch, b);
+        // A beacon reports no failures: its fate is unknown, and the fetch
+        // that repeats its events reports them.
+        const [body, ids] = nextBatch(q, ch, { failures: 0 });
         nav.sendBeacon(urlOf(ch), body); // refuses (returns false) a body over its quota
         q.e = q.e.filter((e) => !ids.includes(e.id));
       }

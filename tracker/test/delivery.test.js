@@ -405,3 +405,57 @@ test('events left by a tab that closed are sent by the next page load, each sess
   assert.deepEqual(p.queue(), []);
   assert.equal(b.net.storedEvents('whatsapp_click').length, 1);
 });
+
+test('each failure is reported once: by the next request that gets an answer, 2xx or 4xx', async () => {
+  const b = new Browser();
+  b.random = () => 0;
+  const statuses = [503, 503, 400];
+  b.net.handler = () => ({ status: statuses.shift() || 200 });
+  const p = b.open();
+  p.click({ href: 'tel:1' }); // 503 at 0 s, 503 at 1 s, 400 at 3 s (dropped)
+  await b.clock.advance(5 * SECOND);
+  p.click({ href: 'tel:2' });
+  await b.clock.advance(0);
+  p.click({ href: 'tel:3' });
+  await b.clock.advance(0);
+  assert.deepEqual(
+    attempts(b.net).map(([, failures]) => failures),
+    [0, 1, 2, 0, 0],
+    'the 400 answered the request that reported the two failures: later requests report none'
+  );
+});
+
+test('a beacon reports no failures; the fetch that repeats its events does', async () => {
+  const b = new Browser();
+  // A previous page of this visitor saw three failures that no answer has carried yet.
+  b.local.set('om_b', JSON.stringify({ mode: 'primary', failures: 3, streak: 0 }));
+  const p = b.open();
+  p.api.track('quote_opened');
+  p.hide();
+  const [beacon] = p.requests({ kind: 'beacon' });
+  assert.equal(beacon.body.failures, 0);
+  p.show();
+  await b.clock.advance(0);
+  p.click({ href: 'tel:1' });
+  await b.clock.advance(0);
+  assert.deepEqual(
+    postsOf(b.net).map((r) => r.body.failures),
+    [3, 0]
+  );
+});
+
+test('the body limit counts UTF-8 bytes, not characters', async () => {
+  const b = new Browser();
+  const p = b.open();
+  // 60 events with titles of 1,000 two-byte characters: about 62,000 characters
+  // but over 120,000 bytes, far past the 60,000-byte limit of one request.
+  for (let i = 0; i < 60; i++) p.api.track('note', { text: 'ş'.repeat(500) + 'İ'.repeat(500) });
+  p.api.flush();
+  await b.clock.advance(0);
+  const posts = postsOf(b.net);
+  assert.equal(posts.length > 2, true, `split into ${posts.length} requests`);
+  for (const r of posts) {
+    assert.equal(Buffer.byteLength(r.rawBody, 'utf8') <= 60000, true, `a body of ${Buffer.byteLength(r.rawBody, 'utf8')} bytes`);
+  }
+  assert.equal(b.net.stored.size, 61, 'every event stored: the pageview and the 60 notes');
+});

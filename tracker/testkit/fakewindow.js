@@ -292,6 +292,7 @@ class Page {
       Date: FakeDate,
       Math: fakeMath,
       URLSearchParams,
+      Blob,
       console,
     });
     if (hooks.beforeScript) hooks.beforeScript(this);
