@@ -129,13 +129,15 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request) {
 		slog.Float64("ms", float64(time.Since(start).Microseconds())/1000))
 }
 
+// fail answers with an error and then counts the request. The answer is
+// flushed first: when the database is what failed, counting may wait for it,
+// and the client should not.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, out outcome, status int, code, detail string) outcome {
-	if status >= 500 {
-		_ = h.store.Count(r.Context(), Tally{ServerFailure: true})
-	} else {
-		_ = h.store.Count(r.Context(), Tally{Refused: true})
-	}
 	writeJSON(w, status, errorBody{Error: code, Detail: detail})
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	_ = h.store.Count(r.Context(), Tally{ServerFailure: status >= 500, Refused: status < 500})
 	out.status, out.code = status, code
 	return out
 }

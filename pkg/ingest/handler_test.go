@@ -162,13 +162,14 @@ func TestResponses(t *testing.T) {
 			}
 		})
 	}
-	// Every request was counted: 7 stored, 14 refused before storage.
+	// Every request was counted: the 6 stored from browsers as requests (the
+	// error rate's attempts), the bot's apart, and the 12 refused apart.
 	var requests, refused, bots int
 	err := e.pool.QueryRow(context.Background(), `SELECT sum(requests), sum(rejected_requests), sum(bot_requests) FROM ingest_counters`).Scan(&requests, &refused, &bots)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if requests != len(cases)-2 || refused != len(cases)-2-7 || bots != 1 {
+	if requests != 6 || refused != 12 || bots != 1 {
 		t.Fatalf("counters: %d requests, %d refused, %d bots", requests, refused, bots)
 	}
 }
@@ -312,3 +313,44 @@ var (
 	jsonUnmarshal = json.Unmarshal
 	jsonMarshal   = json.Marshal
 )
+
+// TestErrorRateCounters: the counters the watchtower's error rate is made of.
+// Browsers' requests and their reported failures count; bots' do not; a
+// request the server failed to store counts as a server failure.
+func TestErrorRateCounters(t *testing.T) {
+	e := newEnv(t)
+	counters := func() (requests, serverFailures, clientFailures, bots int) {
+		t.Helper()
+		err := e.pool.QueryRow(context.Background(), `SELECT coalesce(sum(requests), 0), coalesce(sum(server_failures), 0),
+			coalesce(sum(client_failures), 0), coalesce(sum(bot_requests), 0) FROM ingest_counters`).Scan(&requests, &serverFailures, &clientFailures, &bots)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if r := e.post(t, body(t, map[string]any{"failures": 3})); r.status != 200 {
+		t.Fatal(r.raw)
+	}
+	r := e.do(t, "POST", body(t, map[string]any{"failures": 5, "sid": "0193f4c2-7a5e-7c1e-9b1a-3f2d6c8e9a09"}), map[string]string{"User-Agent": "curl/8.5.0"})
+	if r.status != 200 {
+		t.Fatal(r.raw)
+	}
+	// A batch with nothing storable still carries its failures.
+	if r := e.post(t, body(t, map[string]any{"failures": 2, "events": []any{event(7, "pageview", testNow.Add(-30*24*time.Hour), nil)}})); r.status != 200 {
+		t.Fatal(r.raw)
+	}
+	if req, sf, cf, bots := counters(); req != 2 || sf != 0 || cf != 5 || bots != 1 {
+		t.Fatalf("requests %d, server failures %d, client failures %d, bots %d; want 2, 0, 5, 1", req, sf, cf, bots)
+	}
+	// The events table is gone: storing fails, the client is told to retry,
+	// and the failure is counted.
+	if _, err := e.pool.Exec(context.Background(), `ALTER TABLE events RENAME TO events_away`); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.post(t, body(t, map[string]any{"events": []any{event(8, "pageview", testNow, nil)}})); r.status != 503 || r.body["error"] != "storage_unavailable" {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	if req, sf, _, _ := counters(); req != 3 || sf != 1 {
+		t.Fatalf("after a server failure: requests %d, server failures %d; want 3, 1", req, sf)
+	}
+}

@@ -76,10 +76,11 @@ WITH ev AS (
 ), counted AS (
     INSERT INTO ingest_counters AS c (bucket, shard, requests, events_accepted, events_duplicate,
                                       events_rejected, bot_requests, client_failures)
-    SELECT date_trunc('minute', now()), $33, 1, agg.stored + $34, $35 - agg.stored, $36, $26::boolean::int, $37
+    SELECT date_trunc('minute', now()), $33, 1 - $26::boolean::int, agg.stored + $34, $35 - agg.stored, $36,
+           $26::boolean::int, $37
     FROM agg
     ON CONFLICT (bucket, shard) DO UPDATE SET
-        requests         = c.requests + 1,
+        requests         = c.requests + EXCLUDED.requests,
         events_accepted  = c.events_accepted + EXCLUDED.events_accepted,
         events_duplicate = c.events_duplicate + EXCLUDED.events_duplicate,
         events_rejected  = c.events_rejected + EXCLUDED.events_rejected,
@@ -242,9 +243,16 @@ func ingestArgs(req Request, b *Batch) []any {
 		nullable(c.Lang), nullable(c.TZ), nullableInt(c.ScreenWidth), nullableInt(c.ScreenHeight), // $27-$30
 		b.Heartbeat.ActiveMS, b.Heartbeat.Scroll, // $31-$32
 		int16(rand.IntN(CounterShards)), b.Heartbeat.Count, b.Offered(), // $33-$35
-		len(b.Rejected), b.Failures, // $36-$37
+		len(b.Rejected), clientFailures(req, b), // $36-$37
 	}
 }
+
+// What the counters count. `requests` are the attempts the error rate is
+// made of: requests from browsers for a known site that reached storage (or
+// failed on the server's side). Bots are kept out of it (bot_requests), and
+// so are requests refused with a 4xx (rejected_requests), so that junk
+// traffic can neither raise nor dilute the error rate. Client failures are
+// taken from browsers only.
 
 // Tally is a request's contribution to the ingest counters when the
 // batch statement did not run (a refused request, a batch with nothing to
@@ -260,27 +268,39 @@ type Tally struct {
 const tallySQL = `
 INSERT INTO ingest_counters AS c (bucket, shard, requests, rejected_requests, server_failures,
                                   events_rejected, bot_requests, client_failures)
-VALUES (date_trunc('minute', now()), $1, 1, $2, $3, $4, $5, $6)
+VALUES (date_trunc('minute', now()), $1, $7, $2, $3, $4, $5, $6)
 ON CONFLICT (bucket, shard) DO UPDATE SET
-    requests          = c.requests + 1,
+    requests          = c.requests + EXCLUDED.requests,
     rejected_requests = c.rejected_requests + EXCLUDED.rejected_requests,
     server_failures   = c.server_failures + EXCLUDED.server_failures,
     events_rejected   = c.events_rejected + EXCLUDED.events_rejected,
     bot_requests      = c.bot_requests + EXCLUDED.bot_requests,
     client_failures   = c.client_failures + EXCLUDED.client_failures`
 
-// Count records t in the minute's counters. It is best effort, bounded to two
-// seconds and detached from the request's cancellation: the answer to the
+// Count records t in the minute's counters. It is best effort, bounded to
+// one second and detached from the request's cancellation: the answer to the
 // client does not depend on it.
 func (s *Store) Count(ctx context.Context, t Tally) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
+	failures := t.ClientFailures
+	if t.Bot {
+		failures = 0
+	}
 	_, err := s.pool.Exec(ctx, tallySQL, int16(rand.IntN(CounterShards)), b2i(t.Refused), b2i(t.ServerFailure),
-		t.EventsRejected, b2i(t.Bot), t.ClientFailures)
+		t.EventsRejected, b2i(t.Bot), failures, b2i(!t.Refused && !t.Bot))
 	if err != nil {
 		return fmt.Errorf("count request: %w", err)
 	}
 	return nil
+}
+
+// clientFailures are the failures a browser reports; bots report none.
+func clientFailures(req Request, b *Batch) int {
+	if req.Client.Bot {
+		return 0
+	}
+	return b.Failures
 }
 
 func b2i(b bool) int {

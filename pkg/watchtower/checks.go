@@ -29,6 +29,12 @@ type Check struct {
 // Outcome is what one check found.
 type Outcome struct {
 	Failing bool
+	// Skipped means the check was not judged: there was too little data to
+	// say either way (WT003 below its minimum sample). A skipped check
+	// neither fires, repeats nor resolves: its alert state is left as it
+	// is, and the run reports it as "skipped" with its figures. Failing is
+	// false when Skipped is true.
+	Skipped bool
 	// Summary is one sentence for the message ("No non-bot session ...").
 	Summary string
 	// Figures are the numbers behind the outcome, for the message and the log.
@@ -105,7 +111,8 @@ WHERE bucket >= $1`
 
 // IngestErrorRate (WT003) fails when, over window, (server failures +
 // client-reported failures) ÷ (requests + client-reported failures) is above
-// maxPercent, once at least minSample attempts were seen.
+// maxPercent. Below minSample attempts it is not judged (Outcome.Skipped): a
+// quiet hour neither fires it nor resolves it.
 func IngestErrorRate(window time.Duration, maxPercent float64, minSample int64) Check {
 	return Check{Code: "WT003", Name: "INGEST_ERROR_RATE", Level: telegram.Alarm,
 		Measure: func(ctx context.Context, db Querier, now time.Time) (Outcome, error) {
@@ -125,6 +132,7 @@ func IngestErrorRate(window time.Duration, maxPercent float64, minSample int64) 
 			}}
 			switch {
 			case attempts < minSample:
+				o.Skipped = true
 				o.Summary = fmt.Sprintf("Only %d ingest attempts in the last %s, below the minimum sample of %d: not judged.", attempts, humanDuration(window), minSample)
 			default:
 				// Compare in integers scaled by 100 so that exactly the

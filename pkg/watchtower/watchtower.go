@@ -2,6 +2,23 @@
 // the operators through Telegram: an alarm when a check starts failing, a
 // reminder every ALERT_REPEAT_EVERY while it lasts, and RESOLVED when it is
 // over. Alert state lives in PostgreSQL (alert_state, see state.go).
+//
+// A check has three outcomes: it passes, it fails, or it is skipped (not
+// judged, for want of data: WT003 below its minimum sample). Only a pass
+// resolves and only a failure fires or repeats; a skipped check leaves its
+// alert state as it is.
+//
+// WT000 DATABASE_UNREACHABLE means that the checks' queries cannot reach the
+// database. An error in the alert-state bookkeeping itself (a failed update or
+// commit of alert_state) is not WT000: the run returns an error that names the
+// alert and the cause, Lambda logs it, and the next run retries.
+//
+// Known limits of WT000: it cannot be stored in the database it reports on,
+// so it has no alert state. It is therefore sent on every run that cannot
+// reach the database (every 15 minutes on the schedule, not every
+// ALERT_REPEAT_EVERY), and its RESOLVED message is sent only by the process
+// that raised it, which remembers it in memory; on Lambda the next run may be
+// a fresh process that does not know, and then no RESOLVED is sent.
 package watchtower
 
 import (
@@ -96,7 +113,7 @@ type CheckReport struct {
 type Alert string
 
 const (
-	AlertNone       Alert = "none"        // passing, nothing to resolve
+	AlertNone       Alert = "none"        // nothing sent: passing with nothing to resolve, or skipped (state left as it is)
 	AlertFired      Alert = "fired"       // first message of an incident
 	AlertRepeated   Alert = "repeated"    // reminder after ALERT_REPEAT_EVERY
 	AlertNotDue     Alert = "not_due"     // failing, already told (by this or another run)
@@ -124,7 +141,9 @@ func (w *Watchtower) Job(ctx context.Context) error {
 	report, err := w.Run(ctx)
 	level := slog.LevelInfo
 	for _, c := range report.Checks {
-		if c.Outcome != "pass" {
+		// A skipped check (too little data) is a quiet hour, as before it
+		// was one; with the database down WT000 fails and warns.
+		if c.Outcome != "pass" && c.Outcome != "skipped" {
 			level = slog.LevelWarn
 		}
 	}
@@ -138,8 +157,9 @@ func (w *Watchtower) Job(ctx context.Context) error {
 }
 
 // Run measures every check and sends what is due. The error is non-nil when
-// a message could not be sent (the next run retries it); database failures
-// are reported through WT000 instead, and are errors only if that fails too.
+// a message could not be sent or an alert's state could not be read or
+// written (the next run retries both); a check whose query fails is reported
+// through WT000 instead, and is an error only if sending that fails too.
 func (w *Watchtower) Run(ctx context.Context) (Report, error) {
 	now := w.now().UTC()
 	report := Report{At: now, Database: "ok"}
@@ -154,7 +174,7 @@ func (w *Watchtower) Run(ctx context.Context) (Report, error) {
 	}
 
 	var dbErrors []string
-	var sendErrors []error
+	var runErrors []error
 	for _, c := range w.checks {
 		r := CheckReport{Code: c.Code, Name: c.Name}
 		out, err := c.Measure(ctx, w.db, now)
@@ -164,19 +184,26 @@ func (w *Watchtower) Run(ctx context.Context) (Report, error) {
 			report.Checks = append(report.Checks, r)
 			continue
 		}
-		r.Outcome, r.Figures = "pass", out.Figures
-		if out.Failing {
+		r.Figures = out.Figures
+		switch {
+		case out.Skipped:
+			// Not judged: no message, and the alert state is not touched.
+			r.Outcome, r.Alert = "skipped", AlertNone
+		case out.Failing:
 			r.Outcome = "fail"
 			r.Alert, err = w.fire(ctx, c, out, now)
-		} else {
+		default:
+			r.Outcome = "pass"
 			r.Alert, err = w.resolve(ctx, c, out, now)
 		}
 		if err != nil {
 			r.Error = err.Error()
 			if r.Alert == AlertSendFailed {
-				sendErrors = append(sendErrors, err)
+				runErrors = append(runErrors, err)
 			} else {
-				dbErrors = append(dbErrors, c.Code+" "+c.Name+" alert state: "+err.Error())
+				// The bookkeeping failed, not the checks' queries: an
+				// error for the job, not a WT000 to the operators.
+				runErrors = append(runErrors, fmt.Errorf("%s %s alert state: %w", c.Code, c.Name, err))
 			}
 		}
 		report.Checks = append(report.Checks, r)
@@ -190,7 +217,7 @@ func (w *Watchtower) Run(ctx context.Context) (Report, error) {
 		wt000, err = w.databaseAnswers(ctx, now)
 	}
 	report.Checks = append([]CheckReport{wt000}, report.Checks...)
-	return report, errors.Join(append(sendErrors, err)...)
+	return report, errors.Join(append(runErrors, err)...)
 }
 
 func (w *Watchtower) probe(ctx context.Context) error {

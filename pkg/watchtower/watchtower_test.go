@@ -83,9 +83,12 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) watchtower(t *testing.T, pool *pgxpool.Pool) *watchtower.Watchtower {
 	return watchtower.New(pool, client(t, f.srv), defaults(t), watchtower.Options{
-		Now: f.clock.Now, Logger: slog.New(slog.NewJSONHandler(f.logs, nil)),
+		Now: f.clock.Now, Logger: f.watchtowerLogger(),
 	})
 }
+
+// watchtowerLogger writes JSON lines into f.logs.
+func (f *fixture) watchtowerLogger() *slog.Logger { return slog.New(slog.NewJSONHandler(f.logs, nil)) }
 
 func (f *fixture) run(t *testing.T) watchtower.Report {
 	t.Helper()
