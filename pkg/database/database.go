@@ -17,8 +17,9 @@ import (
 	migrations "github.com/opsmantik/opsmantik/sql"
 )
 
-// Open connects a pool to databaseURL with at most maxConns connections and
-// checks that the database answers. Behind a transaction-mode pooler (PgBouncer,
+// Open makes a pool for databaseURL with at most maxConns connections. It
+// connects lazily: a database that is down shows at the first query, not here
+// (so that a function starts, and can report, while the database is away). Behind a transaction-mode pooler (PgBouncer,
 // Supavisor, RDS Proxy) add default_query_exec_mode=exec (or simple_protocol) to
 // the URL so that pgx keeps no server-side prepared statements.
 func Open(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Pool, error) {
