@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -222,25 +223,37 @@ func TestDatabaseUnreachableIsSentWithoutTheDatabase(t *testing.T) {
 	f.w = f.watchtower(t, pool)
 
 	down.Store(true)
-	for i, at := range []time.Duration{0, 15 * time.Minute} {
-		f.clock.Set(t0.Add(at))
+	// Like every alert: once, not again before ALERT_REPEAT_EVERY (6 h), then again.
+	alarm := "🚨 [CRITICAL] WT000 DATABASE_UNREACHABLE\nThe watchtower cannot query the database. The other checks did not run.\n"
+	for i, step := range []struct {
+		at    time.Duration
+		alert watchtower.Alert
+		texts []string
+	}{
+		{0, watchtower.AlertFired, []string{alarm}},
+		{15 * time.Minute, watchtower.AlertNotDue, nil},
+		{6*time.Hour - time.Second, watchtower.AlertNotDue, nil},
+		{6 * time.Hour, watchtower.AlertRepeated, []string{alarm}},
+	} {
+		f.clock.Set(t0.Add(step.at))
+		before := len(f.srv.Messages())
 		r := f.run(t)
-		if r.Database != "unreachable" || alertOf(r, "WT001").Outcome != "skipped" {
-			t.Errorf("run %d: database %q, WT001 %q", i+1, r.Database, alertOf(r, "WT001").Outcome)
+		if r.Database != "unreachable" || alertOf(r, "WT001").Outcome != "skipped" || alertOf(r, "WT000").Alert != step.alert {
+			t.Errorf("run %d: database %q, WT001 %q, WT000 %q (want %q)", i+1, r.Database, alertOf(r, "WT001").Outcome, alertOf(r, "WT000").Alert, step.alert)
 		}
-		wantTexts(t, "database down", f.texts(i), "🚨 [CRITICAL] WT000 DATABASE_UNREACHABLE\nThe watchtower cannot query the database. The other checks did not run.\n")
-		if !strings.Contains(f.texts(i)[0], "connection refused") {
-			t.Errorf("the alarm should carry the error: %q", f.texts(i)[0])
+		wantTexts(t, fmt.Sprintf("database down, run %d", i+1), f.texts(before), step.texts...)
+		if len(step.texts) > 0 && !strings.Contains(f.texts(before)[0], "connection refused") {
+			t.Errorf("the alarm should carry the error: %q", f.texts(before)[0])
 		}
 	}
 
 	down.Store(false)
-	f.clock.Set(t0.Add(45 * time.Minute))
+	f.clock.Set(t0.Add(6*time.Hour + 45*time.Minute))
 	f.run(t)
 	// The checks run first: WT000 is resolved once none of them failed to query.
 	wantTexts(t, "database back", f.texts(2),
 		"🚨 [CRITICAL] WT001", "🚨 [CRITICAL] WT002",
-		"✅ [RESOLVED] WT000 DATABASE_UNREACHABLE\nThe database answers again, after 45m (failing since 2026-11-20 12:00 UTC).")
+		"✅ [RESOLVED] WT000 DATABASE_UNREACHABLE\nThe database answers again, after 6h 45m (failing since 2026-11-20 12:00 UTC).")
 }
 
 func TestAFailingCheckQueryRaisesWT000(t *testing.T) {

@@ -14,11 +14,12 @@
 // alert and the cause, Lambda logs it, and the next run retries.
 //
 // Known limits of WT000: it cannot be stored in the database it reports on,
-// so it has no alert state. It is therefore sent on every run that cannot
-// reach the database (every 15 minutes on the schedule, not every
-// ALERT_REPEAT_EVERY), and its RESOLVED message is sent only by the process
-// that raised it, which remembers it in memory; on Lambda the next run may be
-// a fresh process that does not know, and then no RESOLVED is sent.
+// so its alert state lives in the memory of the process that raised it. That
+// process sends it once, repeats it every ALERT_REPEAT_EVERY and sends
+// RESOLVED when the database answers, as for every other check. A new
+// process (a cold Lambda start) knows nothing of an earlier one: it sends
+// WT000 at its first run that meets the outage, and a RESOLVED only for an
+// outage it saw itself.
 package watchtower
 
 import (
@@ -53,8 +54,9 @@ type Watchtower struct {
 	// WT000 cannot be kept in the database it reports on. This process
 	// remembers that it raised it, so that it can send RESOLVED when the
 	// database answers again (a new process cannot know, and sends nothing).
-	mu               sync.Mutex
-	unreachableSince time.Time
+	mu                  sync.Mutex
+	unreachableSince    time.Time
+	unreachableNotified time.Time // when WT000 was last sent
 }
 
 // Options are the injectable parts; zero values are the defaults.
@@ -227,8 +229,8 @@ func (w *Watchtower) probe(ctx context.Context) error {
 	return w.db.QueryRow(ctx, "SELECT 1").Scan(&one)
 }
 
-// databaseUnreachable sends WT000 on every run that meets it: there is no
-// state to hold it back, so the schedule is its repeat interval.
+// databaseUnreachable sends WT000 when this process first meets the outage
+// and again every ALERT_REPEAT_EVERY while it lasts.
 func (w *Watchtower) databaseUnreachable(ctx context.Context, now time.Time, problems []string, consequence string) (CheckReport, error) {
 	c := DatabaseUnreachable()
 	r := CheckReport{Code: c.Code, Name: c.Name, Outcome: "fail", Alert: AlertFired, Error: strings.Join(problems, "; ")}
@@ -236,14 +238,24 @@ func (w *Watchtower) databaseUnreachable(ctx context.Context, now time.Time, pro
 	if w.unreachableSince.IsZero() {
 		w.unreachableSince = now
 	}
-	since := w.unreachableSince
+	since, notified := w.unreachableSince, w.unreachableNotified
 	w.mu.Unlock()
-	text := fmt.Sprintf("%s %s\nThe watchtower cannot query the database. %s\n%s\nFirst seen by this process at %s. Sent without alert state: repeated on every run until the database answers.",
+	if !notified.IsZero() {
+		if now.Sub(notified) < w.repeat {
+			r.Alert = AlertNotDue
+			return r, nil
+		}
+		r.Alert = AlertRepeated
+	}
+	text := fmt.Sprintf("%s %s\nThe watchtower cannot query the database. %s\n%s\nFailing since %s (as seen by this process).",
 		c.Code, c.Name, consequence, strings.Join(problems, "\n"), formatTime(since))
 	if _, err := w.sender.SendMessage(ctx, text, c.Level); err != nil {
 		r.Alert = AlertSendFailed
 		return r, fmt.Errorf("send %s %s: %w", c.Code, c.Name, err)
 	}
+	w.mu.Lock()
+	w.unreachableNotified = now
+	w.mu.Unlock()
 	return r, nil
 }
 
@@ -263,7 +275,7 @@ func (w *Watchtower) databaseAnswers(ctx context.Context, now time.Time) (CheckR
 		return r, fmt.Errorf("send %s %s resolved: %w", c.Code, c.Name, err)
 	}
 	w.mu.Lock()
-	w.unreachableSince = time.Time{}
+	w.unreachableSince, w.unreachableNotified = time.Time{}, time.Time{}
 	w.mu.Unlock()
 	r.Alert = AlertResolved
 	return r, nil
