@@ -129,14 +129,10 @@ type TestNotification struct {
 
 func (c *TestNotification) Validate() error { return c.Telegram.Require() }
 
-// Jobs configures `opsmantik run <job>`: everything a scheduled job may need.
-// Without a Telegram token, alerts are printed to the log.
-type Jobs struct {
-	Database Database
-	Log      Log
-	Telegram Telegram
-	Alerting Alerting
-}
+// Jobs configures `opsmantik run <job>`: the same variables as the
+// watchtower function, but without a Telegram token alerts are printed to
+// the log instead of stopping the start.
+type Jobs Watchtower
 
 func (c *Jobs) Validate() error {
 	return errors.Join(c.Telegram.Validate(), c.Alerting.Validate())
