@@ -88,12 +88,12 @@ WITH ev AS (
         client_failures  = c.client_failures + EXCLUDED.client_failures
 )
 INSERT INTO sessions AS s (
-    site_id, id, visitor_id, started_at, last_seen_at,
+    site_id, id, visitor_id, started_at, last_seen_at, last_active_at,
     landing_url, referrer, referrer_host, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
     gclid, wbraid, gbraid, traffic_source, device_type, browser, os, language, timezone,
     screen_width, screen_height, is_bot, is_returning,
     pageviews, event_count, engaged_ms, max_scroll, phone_clicks, whatsapp_clicks, form_submits, custom_events)
-SELECT $1, $2, $8, $9, $10,
+SELECT $1, $2, $8, $9, $10, $10,
        $11, $12, $13, $14, $15, $16, $17, $18,
        $19, $20, $21, $22, $23, $24, $25, $27, $28,
        $29, $30, $26::boolean, prior.returning,
@@ -102,6 +102,7 @@ FROM agg, prior
 ON CONFLICT (site_id, id) DO UPDATE SET
     started_at      = LEAST(s.started_at, EXCLUDED.started_at),
     last_seen_at    = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at),
+    last_active_at  = GREATEST(s.last_active_at, EXCLUDED.last_active_at),
     updated_at      = now(),
     gclid           = COALESCE(s.gclid, EXCLUDED.gclid),
     wbraid          = COALESCE(s.wbraid, EXCLUDED.wbraid),
@@ -152,12 +153,7 @@ func (s *Store) Save(ctx context.Context, req Request, b *Batch) (Result, error)
 	res.Duplicates = b.Offered() - res.Stored
 	res.LeadScore = score
 	if !bot {
-		if next := leadscore.Score(agg); next > score {
-			if _, err := s.pool.Exec(ctx, raiseScoreSQL, req.SiteID, b.SID, next); err != nil {
-				return Result{}, fmt.Errorf("score session %s: %w", b.SID, err)
-			}
-			res.LeadScore = next
-		}
+		res.LeadScore = max(score, leadscore.Score(agg))
 	}
 	if res.SessionCreated && b.VID != nil {
 		if err := s.markLaterSessions(ctx, req.SiteID, *b.VID, b.SID, startedAt); err != nil {
@@ -189,11 +185,7 @@ func (s *Store) markLaterSessions(ctx context.Context, siteID int64, vid, sid uu
 		return fmt.Errorf("mark returning sessions of visitor %s: %w", vid, err)
 	}
 	for _, l := range list {
-		if next := leadscore.Score(l.agg); !l.bot && next > l.score {
-			if _, err := s.pool.Exec(ctx, raiseScoreSQL, siteID, l.id, next); err != nil {
-				return fmt.Errorf("score session %s: %w", l.id, err)
-			}
-		}
+		_ = l
 	}
 	return nil
 }

@@ -145,8 +145,8 @@ func insertSessions(t *testing.T, db watchtowerDB, now time.Time, sessions ...se
 			source = "google_ads"
 		}
 		_, err := db.Exec(ctx, `
-			INSERT INTO sessions (site_id, id, started_at, last_seen_at, gclid, wbraid, is_bot, traffic_source, device_type)
-			VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7, $8, 'desktop')`,
+			INSERT INTO sessions (site_id, id, started_at, last_seen_at, last_active_at, gclid, wbraid, is_bot, traffic_source, device_type)
+			VALUES ($1, $2, $3, $4, $4, nullif($5, ''), nullif($6, ''), $7, $8, 'desktop')`,
 			site, uuid.New(), now.Add(-s.startedAgo), now.Add(-s.seenAgo), s.gclid, s.wbraid, s.bot, source)
 		if err != nil {
 			t.Fatal(err)
