@@ -2,9 +2,13 @@
 -- Session times (PROTOCOL.md "Session times"): last_seen_at is the latest of
 -- any event or heartbeat; last_active_at the latest of a non-heartbeat event
 -- or an active heartbeat, so that an idle tab left open does not make a long
--- visit. Duration is last_active_at - started_at.
+-- visit. Duration is last_active_at - started_at. active_at is the latest
+-- active time itself (NULL until one arrives): the ingest path merges it with
+-- GREATEST and sets last_active_at = GREATEST(started_at, active_at), so that
+-- both are the same whatever order batches arrive in.
+ALTER TABLE sessions ADD COLUMN active_at timestamptz;
 ALTER TABLE sessions ADD COLUMN last_active_at timestamptz;
-UPDATE sessions SET last_active_at = last_seen_at;
+UPDATE sessions SET last_active_at = last_seen_at, active_at = last_seen_at;
 ALTER TABLE sessions ALTER COLUMN last_active_at SET NOT NULL;
 
 -- The clock-skew correction is decided once, by the batch that creates the
@@ -70,3 +74,4 @@ CREATE INDEX sessions_live_last_seen_idx ON sessions (last_seen_at) WHERE NOT is
 ALTER TABLE sessions DROP COLUMN client_failures;
 ALTER TABLE sessions DROP COLUMN clock_skew_ms;
 ALTER TABLE sessions DROP COLUMN last_active_at;
+ALTER TABLE sessions DROP COLUMN active_at;

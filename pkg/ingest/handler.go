@@ -5,11 +5,14 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -21,6 +24,21 @@ import (
 	"github.com/opsmantik/opsmantik/pkg/database"
 	"github.com/opsmantik/opsmantik/pkg/sites"
 )
+
+// DatabaseDeadline bounds the database work of one request.
+const DatabaseDeadline = 5 * time.Second
+
+// ClientKey identifies a request's sender for the error rate without
+// storing its address: a truncated SHA-256 of the remote IP (on Lambda the
+// Function URL adapter sets it from the request context's source IP).
+func ClientKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	sum := sha256.Sum256([]byte("opsmantik-client/" + host))
+	return hex.EncodeToString(sum[:8])
+}
 
 // siteTTL is how long a looked-up site is reused before it is read again
 // (a new domain takes effect within this time).
@@ -137,13 +155,21 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, out outcome, stat
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
-	_ = h.store.Count(r.Context(), Tally{ServerFailure: status >= 500, Refused: status < 500})
+	_ = h.store.Count(r.Context(), Tally{ServerFailure: status >= 500, Refused: status < 500, Bot: out.bot})
 	out.status, out.code = status, code
 	return out
 }
 
 func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.Time) outcome {
 	var out outcome
+	// The database work has a deadline well under the tracker's 10 s and the
+	// Lambda timeout: a database that does not answer gives a fast 503 that
+	// the browser can read (CORS headers included), never a timeout.
+	ctx, cancel := context.WithTimeout(r.Context(), DatabaseDeadline)
+	defer cancel()
+	r = r.WithContext(ctx)
+	client := ClassifyUserAgent(r.UserAgent())
+	out.bot = client.Bot
 	origin := r.Header.Get("Origin")
 	if origin != "" {
 		// Error answers carry the Origin too, so that the tracker can read a
@@ -188,21 +214,28 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 	if origin != "" && !site.AllowsOrigin(origin) {
 		return h.fail(w, r, out, http.StatusForbidden, "origin_not_allowed", "")
 	}
-	client := ClassifyUserAgent(r.UserAgent())
-	out.bot = client.Bot
 	resp := okBody{OK: true, Rejected: batch.Rejected}
 	if resp.Rejected == nil {
 		resp.Rejected = []Rejection{}
 	}
 	if batch.Empty() {
-		if err := h.store.Count(r.Context(), Tally{EventsRejected: len(batch.Rejected), Bot: client.Bot, ClientFailures: batch.Failures}); err != nil {
+		// Nothing stored: the client's reported failures are not counted
+		// (only requests whose batch was stored may report them).
+		if err := h.store.Count(r.Context(), Tally{EventsRejected: len(batch.Rejected), Bot: client.Bot}); err != nil {
 			h.logger.WarnContext(r.Context(), "sync: counting failed", "err", err)
 		}
 		writeJSON(w, http.StatusOK, resp)
 		out.status = http.StatusOK
 		return out
 	}
-	res, err := h.store.Save(r.Context(), Request{SiteID: site.ID, Client: client}, batch)
+	res, err := h.store.Save(r.Context(), Request{SiteID: site.ID, Client: client, ClientKey: ClientKey(r)}, batch)
+	var dataErr *DataError
+	if errors.As(err, &dataErr) {
+		// The data can never be stored: a 4xx, so that the tracker drops
+		// the batch instead of retrying it forever.
+		h.logger.WarnContext(r.Context(), "sync: data refused", "site", batch.Site, "err", err)
+		return h.fail(w, r, out, http.StatusBadRequest, "invalid_payload", dataErr.Error())
+	}
 	if err != nil {
 		h.logger.ErrorContext(r.Context(), "sync: store failed", "site", batch.Site, "err", err)
 		return h.fail(w, r, out, http.StatusServiceUnavailable, "storage_unavailable", "")

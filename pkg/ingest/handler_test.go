@@ -309,6 +309,10 @@ func TestPreflight(t *testing.T) {
 	}
 }
 
+func clientKeyOf(ip string) string {
+	return ClientKey(&http.Request{RemoteAddr: ip + ":1234"})
+}
+
 var (
 	jsonUnmarshal = json.Unmarshal
 	jsonMarshal   = json.Marshal
@@ -335,12 +339,16 @@ func TestErrorRateCounters(t *testing.T) {
 	if r.status != 200 {
 		t.Fatal(r.raw)
 	}
-	// A batch with nothing storable still carries its failures.
+	// A batch with nothing storable is answered, but its failures are not
+	// counted: only requests whose batch was stored may report failures.
 	if r := e.post(t, body(t, map[string]any{"failures": 2, "events": []any{event(7, "pageview", testNow.Add(-30*24*time.Hour), nil)}})); r.status != 200 {
 		t.Fatal(r.raw)
 	}
-	if req, sf, cf, bots := counters(); req != 2 || sf != 0 || cf != 5 || bots != 1 {
-		t.Fatalf("requests %d, server failures %d, client failures %d, bots %d; want 2, 0, 5, 1", req, sf, cf, bots)
+	if req, sf, cf, bots := counters(); req != 2 || sf != 0 || cf != 3 || bots != 1 {
+		t.Fatalf("requests %d, server failures %d, client failures %d, bots %d; want 2, 0, 3, 1", req, sf, cf, bots)
+	}
+	if n := e.count(t, `SELECT coalesce(sum(failures), 0)::int FROM ingest_client_failures WHERE client = $1`, clientKeyOf("127.0.0.1")); n != 3 {
+		t.Fatalf("per-client failures %d, want 3", n)
 	}
 	// The events table is gone: storing fails, the client is told to retry,
 	// and the failure is counted.

@@ -34,7 +34,7 @@ const (
 	MaxProps         = 20
 	MaxPropKeyLen    = 64
 	MaxPropValueLen  = 512
-	MaxFailures      = 100
+	MaxFailures      = 10
 	MaxScreen        = 100000
 	MaxActiveMS      = 24 * int64(time.Hour/time.Millisecond)
 	skewCorrectAbove = time.Minute
@@ -77,7 +77,10 @@ type Batch struct {
 	Rejected []Rejection
 	// Received is the number of events in the request.
 	Received int
-	// Skew is the correction added to client times (server now − sent_at), or 0.
+	// Skew is this attempt's estimate of the correction for client times
+	// (server now − sent_at, in whole minutes), or 0 when the clock is within
+	// a minute. The store applies it only when the batch creates the session;
+	// later batches use the skew stored with the session.
 	Skew time.Duration
 }
 
@@ -92,21 +95,28 @@ type Context struct {
 
 // Event is one stored (non-heartbeat) event.
 type Event struct {
-	ID         uuid.UUID
-	Type       string
+	ID   uuid.UUID
+	Type string
+	// OccurredAt is the client's time corrected by this attempt's skew (used
+	// for the range check); ClientAt is the client's time as sent. The store
+	// corrects ClientAt by the session's stored skew.
 	OccurredAt time.Time
+	ClientAt   time.Time
 	URL        string
 	// Data is the type-specific payload as a JSON object.
 	Data []byte
 }
 
-// Heartbeat merges the batch's heartbeats: the latest time and the highest
-// cumulative values.
+// Heartbeat merges the batch's heartbeats: the earliest and latest times, the
+// latest time of an active one, and the highest cumulative values. Times are
+// the client's, as sent (see Event.ClientAt).
 type Heartbeat struct {
-	Count    int
-	ActiveMS int64
-	Scroll   int
-	LastAt   time.Time
+	Count        int
+	ActiveMS     int64
+	Scroll       int
+	FirstAt      time.Time
+	LastAt       time.Time
+	LastActiveAt time.Time // zero when no heartbeat of the batch was active
 }
 
 // Rejection is one refused event.
@@ -233,7 +243,10 @@ func (w *wireHeader) skew(now time.Time) time.Duration {
 		return 0
 	}
 	if skew := now.Sub(time.UnixMilli(int64(*w.SentAt))); skew > skewCorrectAbove || skew < -skewCorrectAbove {
-		return skew
+		// Whole minutes: the attempt's network latency (seconds) must not
+		// change the correction, so that any attempt of a batch that creates
+		// the session stores the same times.
+		return skew.Round(time.Minute)
 	}
 	return 0
 }
@@ -362,18 +375,18 @@ func jsonKind(goKind string) string {
 
 func (c *wireContext) normalise() Context {
 	return Context{
-		URL:          truncate(c.URL, MaxURLLen),
-		Referrer:     truncate(c.Referrer, MaxURLLen),
-		GCLID:        truncate(strings.TrimSpace(c.GCLID), MaxClickIDLen),
-		WBRAID:       truncate(strings.TrimSpace(c.WBRAID), MaxClickIDLen),
-		GBRAID:       truncate(strings.TrimSpace(c.GBRAID), MaxClickIDLen),
-		UTMSource:    truncate(c.UTMSource, MaxUTMLen),
-		UTMMedium:    truncate(c.UTMMedium, MaxUTMLen),
-		UTMCampaign:  truncate(c.UTMCampaig, MaxUTMLen),
-		UTMTerm:      truncate(c.UTMTerm, MaxUTMLen),
-		UTMContent:   truncate(c.UTMContent, MaxUTMLen),
-		Lang:         truncate(c.Lang, MaxLangLen),
-		TZ:           truncate(c.TZ, MaxTZLen),
+		URL:          text(c.URL, MaxURLLen),
+		Referrer:     text(c.Referrer, MaxURLLen),
+		GCLID:        text(strings.TrimSpace(c.GCLID), MaxClickIDLen),
+		WBRAID:       text(strings.TrimSpace(c.WBRAID), MaxClickIDLen),
+		GBRAID:       text(strings.TrimSpace(c.GBRAID), MaxClickIDLen),
+		UTMSource:    text(c.UTMSource, MaxUTMLen),
+		UTMMedium:    text(c.UTMMedium, MaxUTMLen),
+		UTMCampaign:  text(c.UTMCampaig, MaxUTMLen),
+		UTMTerm:      text(c.UTMTerm, MaxUTMLen),
+		UTMContent:   text(c.UTMContent, MaxUTMLen),
+		Lang:         text(c.Lang, MaxLangLen),
+		TZ:           text(c.TZ, MaxTZLen),
 		ScreenWidth:  clampScreen(c.SW),
 		ScreenHeight: clampScreen(c.SH),
 	}
@@ -390,8 +403,14 @@ func (h *Heartbeat) merge(o Heartbeat) {
 	h.Count++
 	h.ActiveMS = max(h.ActiveMS, o.ActiveMS)
 	h.Scroll = max(h.Scroll, o.Scroll)
+	if h.FirstAt.IsZero() || o.LastAt.Before(h.FirstAt) {
+		h.FirstAt = o.LastAt
+	}
 	if o.LastAt.After(h.LastAt) {
 		h.LastAt = o.LastAt
+	}
+	if o.LastActiveAt.After(h.LastActiveAt) {
+		h.LastActiveAt = o.LastActiveAt
 	}
 }
 
@@ -427,17 +446,18 @@ func checkEvent(w *wireEvent, now time.Time, skew time.Duration) (Event, *Heartb
 	if math.IsNaN(*w.TS) || math.IsInf(*w.TS, 0) || math.Abs(*w.TS) > 1e15 {
 		return Event{}, nil, reject(ReasonTSOutOfRange, "ts: not a time")
 	}
-	at := time.UnixMilli(int64(*w.TS)).Add(skew)
+	clientAt := time.UnixMilli(int64(*w.TS))
+	at := clientAt.Add(skew)
 	if at.After(now.Add(MaxFuture)) {
 		return Event{}, nil, reject(ReasonTSOutOfRange, "ts: more than 10 minutes ahead of the server clock")
 	}
 	if at.Before(now.Add(-MaxAge)) {
 		return Event{}, nil, reject(ReasonTSOutOfRange, "ts: more than 7 days old")
 	}
-	ev := Event{ID: id, Type: *w.Type, OccurredAt: at, URL: truncate(w.URL, MaxURLLen)}
+	ev := Event{ID: id, Type: *w.Type, OccurredAt: at, ClientAt: clientAt, URL: text(w.URL, MaxURLLen)}
 	switch ev.Type {
 	case TypeHeartbeat:
-		hb := Heartbeat{LastAt: at}
+		hb := Heartbeat{LastAt: clientAt}
 		if w.ActiveMS != nil {
 			if *w.ActiveMS < 0 || math.IsNaN(*w.ActiveMS) {
 				return Event{}, nil, reject(ReasonInvalidField, "active_ms: must be a non-negative number")
@@ -451,18 +471,23 @@ func checkEvent(w *wireEvent, now time.Time, skew time.Duration) (Event, *Heartb
 			hb.Scroll = int(math.Min(*w.Scroll, 100))
 		}
 		switch w.State {
-		case "", "active", "idle", "hidden":
+		case "active":
+			hb.LastActiveAt = clientAt
+		case "", "idle", "hidden":
 		default:
 			return Event{}, nil, reject(ReasonInvalidField, "state: must be active, idle or hidden")
 		}
 		return Event{}, &hb, nil
 	case TypePageview:
-		ev.Data = object("title", truncate(w.Title, MaxTitleLen))
+		ev.Data = object("title", text(w.Title, MaxTitleLen))
 	case TypePhoneClick, TypeWhatsAppClick:
-		ev.Data = object("target", truncate(w.Target, MaxTargetLen))
+		ev.Data = object("target", text(w.Target, MaxTargetLen))
 	case TypeFormSubmit:
-		ev.Data = object("form", truncate(w.Form, MaxFormLen))
+		ev.Data = object("form", text(w.Form, MaxFormLen))
 	case TypeCustom:
+		if w.Name != nil {
+			*w.Name = stripNUL(*w.Name)
+		}
 		if w.Name == nil || *w.Name == "" || utf8.RuneCountInString(*w.Name) > MaxNameLen {
 			return Event{}, nil, reject(ReasonInvalidField, "name: 1 to %d characters required", MaxNameLen)
 		}
@@ -492,13 +517,20 @@ func parseProps(raw json.RawMessage) (map[string]any, *Rejection) {
 	if len(props) > MaxProps {
 		return nil, reject(ReasonInvalidField, "props: at most %d keys", MaxProps)
 	}
+	if hasNULKey(props) {
+		clean := make(map[string]any, len(props))
+		for k, v := range props {
+			clean[stripNUL(k)] = v
+		}
+		props = clean
+	}
 	for k, v := range props {
 		if k == "" || utf8.RuneCountInString(k) > MaxPropKeyLen {
 			return nil, reject(ReasonInvalidField, "props: keys must be 1 to %d characters", MaxPropKeyLen)
 		}
 		switch v := v.(type) {
 		case string:
-			props[k] = truncate(v, MaxPropValueLen)
+			props[k] = text(v, MaxPropValueLen)
 		case float64, bool:
 		default:
 			return nil, reject(ReasonInvalidField, "props.%s: values must be strings, numbers or booleans", truncate(k, 32))
@@ -549,6 +581,27 @@ func appendJSONString(buf []byte, s string) []byte {
 	}
 	buf = append(buf, s[start:]...)
 	return append(buf, '"')
+}
+
+// text is a string field as stored: without NUL characters (PostgreSQL
+// refuses them in text and jsonb, and a batch that can never be stored would
+// be retried by the tracker forever) and cut to at most n characters.
+func text(s string, n int) string { return truncate(stripNUL(s), n) }
+
+func stripNUL(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "")
+}
+
+func hasNULKey(m map[string]any) bool {
+	for k := range m {
+		if strings.IndexByte(k, 0) >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // truncate cuts s to at most n characters (runes).

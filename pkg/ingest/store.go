@@ -2,20 +2,24 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/opsmantik/opsmantik/pkg/leadscore"
 )
 
 // CounterShards is the number of rows each minute's ingest counters are
 // spread over, so that concurrent requests rarely wait on one row lock.
 const CounterShards = 16
+
+// MaxSessionFailures bounds the client-reported failures one session adds to
+// the ingest error rate over its whole life, so that no single tab can move
+// the rate by itself (the watchtower also leaves out the largest client).
+const MaxSessionFailures = 10
 
 // Store writes batches to PostgreSQL.
 type Store struct {
@@ -29,6 +33,9 @@ func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 type Request struct {
 	SiteID int64
 	Client Client
+	// ClientKey identifies the sender for the error rate (a hash of its IP
+	// address); "" when unknown.
+	ClientKey string
 }
 
 // Result is what a batch did.
@@ -39,24 +46,67 @@ type Result struct {
 	Duplicates int
 	// SessionCreated is true when this batch created the session.
 	SessionCreated bool
-	LeadScore      int
+	// LeadScore is the session's score after the batch.
+	LeadScore int
 }
 
 // Accepted is what the response reports as accepted: new events and heartbeats.
 func (r Result) Accepted(b *Batch) int { return r.Stored + b.Heartbeat.Count }
 
-// ingestSQL stores a batch in one statement: events first (ON CONFLICT DO
-// NOTHING tells which are new), then the session upsert whose counters grow
-// by the new events only and whose cumulative values merge with GREATEST /
-// LEAST, then the minute's counters. All data-modifying parts see one
-// snapshot; the session row exists when the statement ends.
+// DataError is a batch the database refused because of its data (SQLSTATE
+// class 22, data exception, or 23, integrity constraint violation): it will
+// never be stored, so it is answered 400, not 5xx.
+type DataError struct{ Err *pgconn.PgError }
+
+func (e *DataError) Error() string { return "the database refused the data: " + e.Err.Message }
+func (e *DataError) Unwrap() error { return e.Err }
+
+// dataError wraps err as a *DataError when the database refused the data.
+func dataError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && len(pgErr.Code) == 5 && (pgErr.Code[:2] == "22" || pgErr.Code[:2] == "23") {
+		return &DataError{Err: pgErr}
+	}
+	return err
+}
+
+// A batch is one transaction of at most four statements, sent together in
+// one round trip (a pgx batch is an implicit transaction, also through a
+// transaction-mode pooler):
+//
+//  1. timeoutSQL bounds the transaction on the server;
+//  2. visitorLockSQL (with a visitor id) serialises the batches of one
+//     visitor, so that concurrent first batches of two tabs cannot both miss
+//     each other;
+//  3. ingestSQL stores events, session and counters in one statement;
+//  4. returningSQL (with a visitor id) recomputes the visitor's returning
+//     flags from the stored sessions.
+//
+// The lead score is a generated column (sql/0003), so it follows the
+// aggregates in the same statement that changes them.
+
+const timeoutSQL = `SELECT set_config('statement_timeout', @timeout, true)`
+
+const visitorLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended(@visitor_lock::text, 0))`
+
+// ingestSQL: the session's stored clock skew (or, for a new session, this
+// attempt's) corrects the client times; events go in with ON CONFLICT DO
+// NOTHING, which tells which are new; the session upsert adds only the new
+// events to its counters and merges times and cumulative values with
+// GREATEST / LEAST, so that any order of delivery gives the same row; the
+// minute's counters and, when the client reports failures, its per-client
+// row are added to. Data-modifying CTEs all see the statement's snapshot.
 const ingestSQL = `
-WITH ev AS (
-    SELECT * FROM unnest($3::uuid[], $4::text[], $5::timestamptz[], $6::text[], $7::jsonb[])
-        AS e(id, type, occurred_at, url, data)
+WITH cur AS (
+    SELECT clock_skew_ms, client_failures FROM sessions WHERE site_id = @site_id AND id = @sid::uuid
+), skew AS (
+    SELECT coalesce((SELECT clock_skew_ms FROM cur), @skew_ms::bigint) * interval '1 millisecond' AS d
+), ev AS (
+    SELECT e.id, e.type, e.at + (SELECT d FROM skew) AS occurred_at, e.url, e.data
+    FROM unnest(@ids::uuid[], @types::text[], @times::timestamptz[], @urls::text[], @data::jsonb[]) AS e(id, type, at, url, data)
 ), ins AS (
     INSERT INTO events (site_id, id, session_id, type, occurred_at, url, data)
-    SELECT $1, id, $2, type, occurred_at, url, data FROM ev
+    SELECT @site_id, id, @sid::uuid, type, occurred_at, url, data FROM ev
     ON CONFLICT (site_id, id) DO NOTHING
     RETURNING type
 ), agg AS (
@@ -67,18 +117,20 @@ WITH ev AS (
            count(*) FILTER (WHERE type = 'form_submit')::int AS forms,
            count(*) FILTER (WHERE type = 'custom')::int AS custom
     FROM ins
-), prior AS (
-    SELECT $8::uuid IS NOT NULL AND EXISTS (
-        SELECT 1 FROM sessions p
-        WHERE p.site_id = $1 AND p.visitor_id = $8 AND p.id <> $2
-          AND p.started_at < LEAST($9, (SELECT started_at FROM sessions WHERE site_id = $1 AND id = $2))
-    ) AS returning
+), times AS (
+    -- Every event is an interaction; of heartbeats only active ones are.
+    SELECT least((SELECT min(occurred_at) FROM ev), @hb_first::timestamptz + skew.d) AS started_at,
+           greatest((SELECT max(occurred_at) FROM ev), @hb_last::timestamptz + skew.d) AS last_seen_at,
+           greatest((SELECT max(occurred_at) FROM ev), @hb_active::timestamptz + skew.d) AS active_at
+    FROM skew
+), fails AS (
+    SELECT least(@failures::int, greatest(0, @max_session_failures::int - coalesce((SELECT client_failures FROM cur), 0))) AS n
 ), counted AS (
     INSERT INTO ingest_counters AS c (bucket, shard, requests, events_accepted, events_duplicate,
                                       events_rejected, bot_requests, client_failures)
-    SELECT date_trunc('minute', now()), $33, 1 - $26::boolean::int, agg.stored + $34, $35 - agg.stored, $36,
-           $26::boolean::int, $37
-    FROM agg
+    SELECT date_trunc('minute', now()), @shard, 1 - @bots, agg.stored + @heartbeats, @offered - agg.stored,
+           @rejected, @bots, fails.n
+    FROM agg, fails
     ON CONFLICT (bucket, shard) DO UPDATE SET
         requests         = c.requests + EXCLUDED.requests,
         events_accepted  = c.events_accepted + EXCLUDED.events_accepted,
@@ -86,108 +138,119 @@ WITH ev AS (
         events_rejected  = c.events_rejected + EXCLUDED.events_rejected,
         bot_requests     = c.bot_requests + EXCLUDED.bot_requests,
         client_failures  = c.client_failures + EXCLUDED.client_failures
+), by_client AS (
+    INSERT INTO ingest_client_failures AS f (bucket, client, failures)
+    SELECT date_trunc('minute', now()), @client_key, fails.n FROM fails WHERE fails.n > 0
+    ON CONFLICT (bucket, client) DO UPDATE SET failures = f.failures + EXCLUDED.failures
 )
 INSERT INTO sessions AS s (
-    site_id, id, visitor_id, started_at, last_seen_at, last_active_at,
+    site_id, id, visitor_id, started_at, last_seen_at, active_at, last_active_at, clock_skew_ms, client_failures,
     landing_url, referrer, referrer_host, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
     gclid, wbraid, gbraid, traffic_source, device_type, browser, os, language, timezone,
-    screen_width, screen_height, is_bot, is_returning,
+    screen_width, screen_height, is_bot,
     pageviews, event_count, engaged_ms, max_scroll, phone_clicks, whatsapp_clicks, form_submits, custom_events)
-SELECT $1, $2, $8, $9, $10, $10,
-       $11, $12, $13, $14, $15, $16, $17, $18,
-       $19, $20, $21, $22, $23, $24, $25, $27, $28,
-       $29, $30, $26::boolean, prior.returning,
-       agg.pageviews, agg.stored, $31, $32, agg.phone, agg.whatsapp, agg.forms, agg.custom
-FROM agg, prior
+SELECT @site_id, @sid::uuid, @vid::uuid, t.started_at, t.last_seen_at, t.active_at, greatest(t.started_at, t.active_at),
+       @skew_ms, fails.n,
+       @landing_url, @referrer, @referrer_host, @utm_source, @utm_medium, @utm_campaign, @utm_term, @utm_content,
+       @gclid, @wbraid, @gbraid, @traffic_source, @device_type, @browser, @os, @language, @timezone,
+       @screen_width::int, @screen_height::int, @bot::boolean,
+       agg.pageviews, agg.stored, @engaged_ms, @max_scroll, agg.phone, agg.whatsapp, agg.forms, agg.custom
+FROM agg, times t, fails
 ON CONFLICT (site_id, id) DO UPDATE SET
-    started_at      = LEAST(s.started_at, EXCLUDED.started_at),
-    last_seen_at    = GREATEST(s.last_seen_at, EXCLUDED.last_seen_at),
-    last_active_at  = GREATEST(s.last_active_at, EXCLUDED.last_active_at),
+    started_at      = least(s.started_at, EXCLUDED.started_at),
+    last_seen_at    = greatest(s.last_seen_at, EXCLUDED.last_seen_at),
+    active_at       = greatest(s.active_at, EXCLUDED.active_at),
+    last_active_at  = greatest(least(s.started_at, EXCLUDED.started_at), s.active_at, EXCLUDED.active_at),
     updated_at      = now(),
-    gclid           = COALESCE(s.gclid, EXCLUDED.gclid),
-    wbraid          = COALESCE(s.wbraid, EXCLUDED.wbraid),
-    gbraid          = COALESCE(s.gbraid, EXCLUDED.gbraid),
+    client_failures = s.client_failures + EXCLUDED.client_failures,
+    gclid           = coalesce(s.gclid, EXCLUDED.gclid),
+    wbraid          = coalesce(s.wbraid, EXCLUDED.wbraid),
+    gbraid          = coalesce(s.gbraid, EXCLUDED.gbraid),
     traffic_source  = CASE WHEN s.gclid IS NULL AND s.wbraid IS NULL AND s.gbraid IS NULL
                             AND EXCLUDED.traffic_source = 'google_ads'
                            THEN 'google_ads' ELSE s.traffic_source END,
-    is_returning    = s.is_returning OR EXCLUDED.is_returning,
     pageviews       = s.pageviews + EXCLUDED.pageviews,
     event_count     = s.event_count + EXCLUDED.event_count,
-    engaged_ms      = GREATEST(s.engaged_ms, EXCLUDED.engaged_ms),
-    max_scroll      = GREATEST(s.max_scroll, EXCLUDED.max_scroll),
+    engaged_ms      = greatest(s.engaged_ms, EXCLUDED.engaged_ms),
+    max_scroll      = greatest(s.max_scroll, EXCLUDED.max_scroll),
     phone_clicks    = s.phone_clicks + EXCLUDED.phone_clicks,
     whatsapp_clicks = s.whatsapp_clicks + EXCLUDED.whatsapp_clicks,
     form_submits    = s.form_submits + EXCLUDED.form_submits,
     custom_events   = s.custom_events + EXCLUDED.custom_events
-RETURNING (xmax = 0), (SELECT stored FROM agg), is_bot, is_returning, pageviews, engaged_ms,
-          max_scroll, phone_clicks, whatsapp_clicks, form_submits, lead_score, started_at`
+RETURNING (xmax = 0), (SELECT stored FROM agg), lead_score`
 
-// raiseScoreSQL only ever raises the score: the aggregates only grow and the
-// score is monotonic in them, so the highest score computed is the current
-// one, whatever order concurrent batches finish in.
-const raiseScoreSQL = `UPDATE sessions SET lead_score = $3 WHERE site_id = $1 AND id = $2 AND lead_score < $3`
+// returningSQL makes is_returning what it is defined to be: a session is
+// returning when the same visitor has a session that started earlier. It
+// recomputes the flag for all of the visitor's sessions from the stored rows
+// (few, on sessions_site_visitor_idx) and writes only the ones that change,
+// so the flag depends on the set of sessions, never on the order they
+// arrived in; the generated lead score follows.
+const returningSQL = `
+UPDATE sessions s SET is_returning = s.started_at > f.first, updated_at = now()
+FROM (SELECT min(started_at) AS first FROM sessions WHERE site_id = @site_id AND visitor_id = @vid::uuid) f
+WHERE s.site_id = @site_id AND s.visitor_id = @vid::uuid AND s.is_returning <> (s.started_at > f.first)
+RETURNING s.id = @sid::uuid, s.lead_score`
 
-// laterSessionsSQL marks the visitor's later sessions as returning when an
-// earlier one arrives after them (batches may arrive in any order).
-const laterSessionsSQL = `
-UPDATE sessions SET is_returning = true, updated_at = now()
-WHERE site_id = $1 AND visitor_id = $2 AND id <> $3 AND started_at > $4 AND NOT is_returning
-RETURNING id, is_bot, pageviews, engaged_ms, max_scroll, phone_clicks, whatsapp_clicks, form_submits, lead_score`
+// statementTimeout bounds each batch's transaction on the server, below the
+// handler's deadline, so that a stuck statement ends there too.
+const statementTimeout = "4s"
 
-// Save stores a validated batch and returns what it did.
+// Save stores a validated batch in one transaction and returns what it did.
 func (s *Store) Save(ctx context.Context, req Request, b *Batch) (Result, error) {
 	args := ingestArgs(req, b)
-	var (
-		res       Result
-		agg       leadscore.Session
-		bot       bool
-		score     int
-		startedAt time.Time
-	)
-	err := s.pool.QueryRow(ctx, ingestSQL, args...).Scan(&res.SessionCreated, &res.Stored, &bot, &agg.Returning,
-		&agg.Pageviews, &agg.EngagedMS, &agg.MaxScroll, &agg.PhoneClicks, &agg.WhatsAppClicks, &agg.FormSubmits,
-		&score, &startedAt)
+	batch := &pgx.Batch{}
+	batch.Queue(timeoutSQL, pgx.NamedArgs{"timeout": statementTimeout})
+	if b.VID != nil {
+		batch.Queue(visitorLockSQL, args)
+	}
+	batch.Queue(ingestSQL, args)
+	if b.VID != nil {
+		batch.Queue(returningSQL, args)
+	}
+	br := s.pool.SendBatch(ctx, batch)
+	res, err := readResults(br, b)
+	if closeErr := br.Close(); err == nil && closeErr != nil {
+		err = closeErr
+	}
 	if err != nil {
-		return Result{}, fmt.Errorf("store batch for session %s: %w", b.SID, err)
-	}
-	res.Duplicates = b.Offered() - res.Stored
-	res.LeadScore = score
-	if !bot {
-		res.LeadScore = max(score, leadscore.Score(agg))
-	}
-	if res.SessionCreated && b.VID != nil {
-		if err := s.markLaterSessions(ctx, req.SiteID, *b.VID, b.SID, startedAt); err != nil {
-			return Result{}, err
-		}
+		return Result{}, fmt.Errorf("store batch for session %s: %w", b.SID, dataError(err))
 	}
 	return res, nil
 }
 
-func (s *Store) markLaterSessions(ctx context.Context, siteID int64, vid, sid uuid.UUID, startedAt time.Time) error {
-	rows, err := s.pool.Query(ctx, laterSessionsSQL, siteID, vid, sid, startedAt)
+func readResults(br pgx.BatchResults, b *Batch) (Result, error) {
+	var res Result
+	if _, err := br.Exec(); err != nil { // statement timeout
+		return res, err
+	}
+	if b.VID != nil {
+		if _, err := br.Exec(); err != nil { // visitor lock
+			return res, err
+		}
+	}
+	if err := br.QueryRow().Scan(&res.SessionCreated, &res.Stored, &res.LeadScore); err != nil {
+		return res, err
+	}
+	res.Duplicates = b.Offered() - res.Stored
+	if b.VID == nil {
+		return res, nil
+	}
+	rows, err := br.Query()
 	if err != nil {
-		return fmt.Errorf("mark returning sessions of visitor %s: %w", vid, err)
+		return res, err
 	}
-	type later struct {
-		id    uuid.UUID
-		bot   bool
-		agg   leadscore.Session
-		score int
+	defer rows.Close()
+	for rows.Next() {
+		var this bool
+		var score int
+		if err := rows.Scan(&this, &score); err != nil {
+			return res, err
+		}
+		if this {
+			res.LeadScore = score
+		}
 	}
-	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (later, error) {
-		var l later
-		err := r.Scan(&l.id, &l.bot, &l.agg.Pageviews, &l.agg.EngagedMS, &l.agg.MaxScroll,
-			&l.agg.PhoneClicks, &l.agg.WhatsAppClicks, &l.agg.FormSubmits, &l.score)
-		l.agg.Returning = true
-		return l, err
-	})
-	if err != nil {
-		return fmt.Errorf("mark returning sessions of visitor %s: %w", vid, err)
-	}
-	for _, l := range list {
-		_ = l
-	}
-	return nil
+	return res, rows.Err()
 }
 
 func nullable(s string) *string {
@@ -204,38 +267,58 @@ func nullableInt(v int) *int {
 	return &v
 }
 
-// ingestArgs lays out the statement's parameters.
-func ingestArgs(req Request, b *Batch) []any {
+// nullableTime is a heartbeat time for the statement: NULL when the batch
+// has none (least/greatest ignore NULLs).
+func nullableTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// ingestArgs names the statements' parameters. Arrays go as text (uuid and
+// jsonb cast in SQL), so that every pgx exec mode, and a pooler that keeps no
+// prepared statements, encodes them the same way.
+func ingestArgs(req Request, b *Batch) pgx.NamedArgs {
 	n := len(b.Events)
-	ids := make([]uuid.UUID, n)
+	ids := make([]string, n)
 	types := make([]string, n)
 	times := make([]time.Time, n)
 	urls := make([]*string, n)
 	data := make([]string, n)
-	started, last := b.Heartbeat.LastAt, b.Heartbeat.LastAt
 	for i, e := range b.Events {
-		ids[i], types[i], times[i], urls[i], data[i] = e.ID, e.Type, e.OccurredAt, nullable(e.URL), string(e.Data)
-		if started.IsZero() || e.OccurredAt.Before(started) {
-			started = e.OccurredAt
-		}
-		if e.OccurredAt.After(last) {
-			last = e.OccurredAt
-		}
+		ids[i], types[i], times[i], urls[i], data[i] = e.ID.String(), e.Type, e.ClientAt, nullable(e.URL), string(e.Data)
 	}
-	if b.Heartbeat.Count > 0 && b.Heartbeat.LastAt.Before(started) {
-		started = b.Heartbeat.LastAt
+	var vid *string
+	lock := ""
+	if b.VID != nil {
+		v := b.VID.String()
+		vid = &v
+		lock = fmt.Sprintf("visitor/%d/%s", req.SiteID, v)
 	}
 	c := b.Ctx
-	return []any{
-		req.SiteID, b.SID, ids, types, times, urls, data, b.VID, started, last, // $1-$10
-		nullable(c.URL), nullable(c.Referrer), nullable(referrerHost(c.Referrer)), // $11-$13
-		nullable(c.UTMSource), nullable(c.UTMMedium), nullable(c.UTMCampaign), nullable(c.UTMTerm), nullable(c.UTMContent), // $14-$18
-		nullable(c.GCLID), nullable(c.WBRAID), nullable(c.GBRAID), TrafficSource(c), // $19-$22
-		req.Client.Device, req.Client.Browser, req.Client.OS, req.Client.Bot, // $23-$26
-		nullable(c.Lang), nullable(c.TZ), nullableInt(c.ScreenWidth), nullableInt(c.ScreenHeight), // $27-$30
-		b.Heartbeat.ActiveMS, b.Heartbeat.Scroll, // $31-$32
-		int16(rand.IntN(CounterShards)), b.Heartbeat.Count, b.Offered(), // $33-$35
-		len(b.Rejected), clientFailures(req, b), // $36-$37
+	hb := b.Heartbeat
+	return pgx.NamedArgs{
+		"site_id": req.SiteID, "sid": b.SID.String(), "vid": vid, "visitor_lock": lock,
+		"ids": ids, "types": types, "times": times, "urls": urls, "data": data,
+		"skew_ms":   b.Skew.Milliseconds(),
+		"hb_first":  nullableTime(hb.FirstAt),
+		"hb_last":   nullableTime(hb.LastAt),
+		"hb_active": nullableTime(hb.LastActiveAt),
+		"heartbeats": hb.Count, "engaged_ms": hb.ActiveMS, "max_scroll": hb.Scroll,
+		"landing_url": nullable(c.URL), "referrer": nullable(c.Referrer), "referrer_host": nullable(referrerHost(c.Referrer)),
+		"utm_source": nullable(c.UTMSource), "utm_medium": nullable(c.UTMMedium), "utm_campaign": nullable(c.UTMCampaign),
+		"utm_term": nullable(c.UTMTerm), "utm_content": nullable(c.UTMContent),
+		"gclid": nullable(c.GCLID), "wbraid": nullable(c.WBRAID), "gbraid": nullable(c.GBRAID),
+		"traffic_source": TrafficSource(c),
+		"device_type":    req.Client.Device, "browser": req.Client.Browser, "os": req.Client.OS, "bot": req.Client.Bot, "bots": b2i(req.Client.Bot),
+		"language": nullable(c.Lang), "timezone": nullable(c.TZ),
+		"screen_width": nullableInt(c.ScreenWidth), "screen_height": nullableInt(c.ScreenHeight),
+		"shard":    int16(rand.IntN(CounterShards)),
+		"offered":  b.Offered(),
+		"rejected": len(b.Rejected),
+		"failures": clientFailures(req, b), "max_session_failures": MaxSessionFailures,
+		"client_key": req.ClientKey,
 	}
 }
 
@@ -243,8 +326,9 @@ func ingestArgs(req Request, b *Batch) []any {
 // made of: requests from browsers for a known site that reached storage (or
 // failed on the server's side). Bots are kept out of it (bot_requests), and
 // so are requests refused with a 4xx (rejected_requests), so that junk
-// traffic can neither raise nor dilute the error rate. Client failures are
-// taken from browsers only.
+// traffic can neither raise nor dilute the error rate. Client-reported
+// failures are counted only from browsers' requests whose batch was stored
+// (in ingestSQL), at most MaxSessionFailures per session.
 
 // Tally is a request's contribution to the ingest counters when the
 // batch statement did not run (a refused request, a batch with nothing to
@@ -254,33 +338,34 @@ type Tally struct {
 	ServerFailure  bool // answered 5xx
 	EventsRejected int
 	Bot            bool
-	ClientFailures int
 }
 
 const tallySQL = `
 INSERT INTO ingest_counters AS c (bucket, shard, requests, rejected_requests, server_failures,
-                                  events_rejected, bot_requests, client_failures)
-VALUES (date_trunc('minute', now()), $1, $7, $2, $3, $4, $5, $6)
+                                  events_rejected, bot_requests)
+VALUES (date_trunc('minute', now()), @shard, @requests, @refused, @server_failure, @rejected, @bot)
 ON CONFLICT (bucket, shard) DO UPDATE SET
     requests          = c.requests + EXCLUDED.requests,
     rejected_requests = c.rejected_requests + EXCLUDED.rejected_requests,
     server_failures   = c.server_failures + EXCLUDED.server_failures,
     events_rejected   = c.events_rejected + EXCLUDED.events_rejected,
-    bot_requests      = c.bot_requests + EXCLUDED.bot_requests,
-    client_failures   = c.client_failures + EXCLUDED.client_failures`
+    bot_requests      = c.bot_requests + EXCLUDED.bot_requests`
 
 // Count records t in the minute's counters. It is best effort, bounded to
 // one second and detached from the request's cancellation: the answer to the
-// client does not depend on it.
+// client does not depend on it. A bot's server failure counts as a bot
+// request, not as a failed browser request.
 func (s *Store) Count(ctx context.Context, t Tally) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	failures := t.ClientFailures
-	if t.Bot {
-		failures = 0
-	}
-	_, err := s.pool.Exec(ctx, tallySQL, int16(rand.IntN(CounterShards)), b2i(t.Refused), b2i(t.ServerFailure),
-		t.EventsRejected, b2i(t.Bot), failures, b2i(!t.Refused && !t.Bot))
+	_, err := s.pool.Exec(ctx, tallySQL, pgx.NamedArgs{
+		"shard":          int16(rand.IntN(CounterShards)),
+		"requests":       b2i(!t.Refused && !t.Bot),
+		"refused":        b2i(t.Refused),
+		"server_failure": b2i(t.ServerFailure && !t.Bot),
+		"rejected":       t.EventsRejected,
+		"bot":            b2i(t.Bot),
+	})
 	if err != nil {
 		return fmt.Errorf("count request: %w", err)
 	}
