@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +16,10 @@ import (
 type sessionRow struct {
 	SiteID                                                 int64
 	ID, VisitorID                                          string
-	StartedAt, LastSeenAt                                  time.Time
+	StartedAt, LastSeenAt, LastActiveAt                    time.Time
+	ActiveAt                                               *time.Time
+	ClockSkewMS                                            int64
+	ClientFailures                                         int
 	LandingURL, Referrer, ReferrerHost                     *string
 	UTMSource, UTMMedium, UTMCampaign, UTMTerm, UTMContent *string
 	GCLID, WBRAID, GBRAID                                  *string
@@ -31,7 +35,8 @@ type sessionRow struct {
 }
 
 const sessionRowSQL = `
-SELECT site_id, id::text, coalesce(visitor_id::text, ''), started_at, last_seen_at, landing_url, referrer, referrer_host,
+SELECT site_id, id::text, coalesce(visitor_id::text, ''), started_at, last_seen_at, last_active_at, active_at,
+       clock_skew_ms, client_failures, landing_url, referrer, referrer_host,
        utm_source, utm_medium, utm_campaign, utm_term, utm_content, gclid, wbraid, gbraid,
        traffic_source, device_type, browser, os, language, timezone, screen_width, screen_height,
        is_bot, is_returning, pageviews, event_count, engaged_ms, max_scroll,
@@ -46,7 +51,8 @@ func (e *testEnv) sessions(t *testing.T) []sessionRow {
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (sessionRow, error) {
 		var s sessionRow
-		err := r.Scan(&s.SiteID, &s.ID, &s.VisitorID, &s.StartedAt, &s.LastSeenAt, &s.LandingURL, &s.Referrer, &s.ReferrerHost,
+		err := r.Scan(&s.SiteID, &s.ID, &s.VisitorID, &s.StartedAt, &s.LastSeenAt, &s.LastActiveAt, &s.ActiveAt,
+			&s.ClockSkewMS, &s.ClientFailures, &s.LandingURL, &s.Referrer, &s.ReferrerHost,
 			&s.UTMSource, &s.UTMMedium, &s.UTMCampaign, &s.UTMTerm, &s.UTMContent, &s.GCLID, &s.WBRAID, &s.GBRAID,
 			&s.TrafficSource, &s.DeviceType, &s.Browser, &s.OS, &s.Language, &s.Timezone, &s.ScreenWidth, &s.ScreenHeight,
 			&s.IsBot, &s.IsReturning, &s.Pageviews, &s.EventCount, &s.EngagedMS, &s.MaxScroll,
@@ -176,20 +182,44 @@ func TestLandingContextIsFixedButClickIDsFillIn(t *testing.T) {
 	}
 }
 
-// generatedBatch is one request body of a generated visit.
-type generatedBatch struct {
-	body []byte
+// delivery is one attempt of a generated batch: the batch's fields, sent
+// at a client clock reading (sent_at) that varies from attempt to attempt.
+type delivery struct {
+	fields map[string]any
+	sentAt time.Time
 }
 
-// generateVisits makes batches for several sessions of a few visitors:
-// pageviews, heartbeats with growing cumulative values, conversions and
-// custom events, with times in the recent past.
-func generateVisits(t *testing.T, rng *rand.Rand, sessions int) [][]generatedBatch {
-	out := make([][]generatedBatch, sessions)
+func (d delivery) body(t *testing.T, channel string) []byte {
+	f := make(map[string]any, len(d.fields)+2)
+	for k, v := range d.fields {
+		f[k] = v
+	}
+	f["sent_at"] = d.sentAt.UnixMilli()
+	f["channel"] = channel
+	return body(t, f)
+}
+
+// generatedVisitor is one visitor's clock: most are right, some are hours off.
+type generatedVisitor struct {
+	id     string
+	offset time.Duration // client clock − real time
+}
+
+// generateVisits makes the batches of several sessions of a few visitors:
+// pageviews, heartbeats (active, idle, hidden) with growing cumulative
+// values, conversions, custom events, strings with NUL characters,
+// heartbeat-only batches, and tabs of one visitor that overlap in time.
+// Some visitors' clocks are hours off. Each batch is returned once per
+// session, in the order the tracker would send it; attempts vary sent_at.
+func generateVisits(t *testing.T, rng *rand.Rand, sessions int) [][]map[string]any {
+	visitors := []generatedVisitor{{vid(1), 0}, {vid(2), 0}, {vid(3), -2 * time.Hour}, {vid(4), 90 * time.Minute}}
+	out := make([][]map[string]any, sessions)
 	next := 1
 	for s := range sessions {
-		visitor := s % 3 // sessions of one visitor follow each other in time
-		start := testNow.Add(-time.Duration(sessions-s) * 2 * time.Hour)
+		who := visitors[s%len(visitors)]
+		// Sessions of one visitor start a few minutes apart, so that its
+		// tabs overlap; visitors are interleaved over the last hours.
+		start := testNow.Add(-time.Duration(sessions-s)*7*time.Minute - time.Duration(rng.IntN(300))*time.Second)
 		ctx := map[string]any{"url": "https://shop.example/landing", "lang": "en-GB", "tz": "Europe/London", "sw": 1280, "sh": 800}
 		switch s % 4 {
 		case 0:
@@ -197,39 +227,57 @@ func generateVisits(t *testing.T, rng *rand.Rand, sessions int) [][]generatedBat
 		case 1:
 			ctx["referrer"] = "https://www.google.com/"
 		case 2:
-			ctx["referrer"] = "https://l.facebook.com/"
+			ctx["referrer"] = "https://l.facebook.com/\u0000"
 		}
 		at, active, scroll := start, 0, 0
 		for range 2 + rng.IntN(4) {
 			var evs []any
+			heartbeatsOnly := rng.IntN(4) == 0
 			for range 1 + rng.IntN(5) {
-				at = at.Add(time.Duration(1+rng.IntN(60)) * time.Second)
+				at = at.Add(time.Duration(1+rng.IntN(90)) * time.Second)
+				ts := at.Add(who.offset)
+				k := rng.IntN(10)
+				if heartbeatsOnly {
+					k = 3 + rng.IntN(3)
+				}
 				var ev map[string]any
-				switch k := rng.IntN(10); {
+				switch {
 				case k < 3:
-					ev = event(next, "pageview", at, map[string]any{"title": fmt.Sprintf("Page %d", next)})
+					ev = event(next, "pageview", ts, map[string]any{"title": fmt.Sprintf("Page\u0000 %d", next)})
 				case k < 6:
 					active += rng.IntN(60000)
 					scroll = min(100, scroll+rng.IntN(40))
-					ev = event(next, "heartbeat", at, map[string]any{"active_ms": active, "scroll": scroll, "state": "active"})
+					state := []string{"active", "idle", "hidden"}[rng.IntN(3)]
+					ev = event(next, "heartbeat", ts, map[string]any{"active_ms": active, "scroll": scroll, "state": state})
 				case k == 6:
-					ev = event(next, "phone_click", at, map[string]any{"target": "+905551112233"})
+					ev = event(next, "phone_click", ts, map[string]any{"target": "+90555\u00001112233"})
 				case k == 7:
-					ev = event(next, "whatsapp_click", at, map[string]any{"target": "https://wa.me/905551112233"})
+					ev = event(next, "whatsapp_click", ts, map[string]any{"target": "https://wa.me/905551112233"})
 				case k == 8:
-					ev = event(next, "form_submit", at, map[string]any{"form": "contact"})
+					ev = event(next, "form_submit", ts, map[string]any{"form": "contact"})
 				default:
-					ev = event(next, "custom", at, map[string]any{"name": "quote", "props": map[string]any{"plan": "pro", "n": next}})
+					ev = event(next, "custom", ts, map[string]any{"name": "quote\u0000", "props": map[string]any{"plan\u0000": "pro\u0000", "n": next}})
 				}
 				next++
 				evs = append(evs, ev)
 			}
-			out[s] = append(out[s], generatedBatch{body(t, map[string]any{
-				"sid": sid(s + 1), "vid": vid(visitor + 1), "ctx": ctx, "events": evs, "sent_at": testNow.UnixMilli(),
-			})})
+			out[s] = append(out[s], map[string]any{"sid": sid(s + 1), "vid": who.id, "ctx": ctx, "events": evs, "offset": who.offset})
 		}
 	}
 	return out
+}
+
+// attempt is one delivery of a batch: sent "now" by the client's clock,
+// a few seconds of latency earlier than the server's now.
+func attempt(rng *rand.Rand, fields map[string]any) delivery {
+	f := make(map[string]any, len(fields))
+	for k, v := range fields {
+		if k != "offset" {
+			f[k] = v
+		}
+	}
+	latency := time.Duration(rng.IntN(8000)) * time.Millisecond
+	return delivery{fields: f, sentAt: testNow.Add(fields["offset"].(time.Duration)).Add(-latency)}
 }
 
 func withChannel(t *testing.T, b []byte, channel string) []byte {
@@ -252,18 +300,20 @@ func replaceJSON(t *testing.T, b []byte, key string, value any) []byte {
 
 // TestIdempotentDelivery is the protocol's idempotency as a property:
 // delivering generated batches once, in order, leaves the same rows as
-// delivering them with repeats, shuffled, concurrently, some through the
-// failover channel.
+// delivering them with repeats, shuffled, concurrently, with another
+// latency on every attempt, some through the failover channel. Every column
+// but the receive and update times must be equal, the returning flags must
+// be what they are defined to be, and no string may keep a NUL.
 func TestIdempotentDelivery(t *testing.T) {
-	for seed := uint64(1); seed <= 4; seed++ {
+	for seed := uint64(1); seed <= 6; seed++ {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, seed*7919))
-			visits := generateVisits(t, rng, 6)
+			visits := generateVisits(t, rng, 8)
 
 			once := newEnv(t)
 			for _, v := range visits {
 				for _, b := range v {
-					if r := once.post(t, b.body); r.status != 200 {
+					if r := once.post(t, attempt(rng, b).body(t, "primary")); r.status != 200 {
 						t.Fatalf("%d %s", r.status, r.raw)
 					}
 				}
@@ -273,11 +323,11 @@ func TestIdempotentDelivery(t *testing.T) {
 			for _, v := range visits {
 				for _, b := range v {
 					for range 1 + rng.IntN(3) {
-						body := b.body
+						channel := "primary"
 						if rng.IntN(3) == 0 {
-							body = withChannel(t, body, "failover")
+							channel = "failover"
 						}
-						all = append(all, body)
+						all = append(all, attempt(rng, b).body(t, channel))
 					}
 				}
 			}
@@ -308,7 +358,7 @@ func TestIdempotentDelivery(t *testing.T) {
 			}
 
 			s1, s2 := once.sessions(t), many.sessions(t)
-			if len(s1) != 6 {
+			if len(s1) != 8 {
 				t.Fatalf("%d sessions", len(s1))
 			}
 			for i := range s1 {
@@ -320,6 +370,40 @@ func TestIdempotentDelivery(t *testing.T) {
 			if !reflect.DeepEqual(e1, e2) {
 				t.Fatalf("events differ: %d rows once, %d rows with repeats", len(e1), len(e2))
 			}
+			checkSessionInvariants(t, s1)
+			for _, e := range e1 {
+				if strings.ContainsRune(e.Data, 0) || strings.Contains(e.Data, `\u0000`) {
+					t.Fatalf("event %s kept a NUL: %s", e.ID, e.Data)
+				}
+			}
 		})
+	}
+}
+
+// checkSessionInvariants checks what the rows must be, not only that they
+// agree: returning exactly when the visitor has an earlier session, times in
+// order, skewed clocks corrected by whole minutes.
+func checkSessionInvariants(t *testing.T, rows []sessionRow) {
+	t.Helper()
+	first := map[string]time.Time{}
+	for _, s := range rows {
+		if f, ok := first[s.VisitorID]; !ok || s.StartedAt.Before(f) {
+			first[s.VisitorID] = s.StartedAt
+		}
+	}
+	for _, s := range rows {
+		if want := s.StartedAt.After(first[s.VisitorID]); s.IsReturning != want {
+			t.Fatalf("session %s: returning %v, want %v (visitor's first session started %s, this one %s)",
+				s.ID, s.IsReturning, want, first[s.VisitorID], s.StartedAt)
+		}
+		if s.LastActiveAt.Before(s.StartedAt) || s.LastSeenAt.Before(s.LastActiveAt) {
+			t.Fatalf("session %s: started %s, last active %s, last seen %s", s.ID, s.StartedAt, s.LastActiveAt, s.LastSeenAt)
+		}
+		if s.ClockSkewMS%60000 != 0 {
+			t.Fatalf("session %s: clock skew %d ms is not whole minutes", s.ID, s.ClockSkewMS)
+		}
+		if s.Referrer != nil && strings.ContainsRune(*s.Referrer, 0) {
+			t.Fatalf("session %s kept a NUL in its referrer", s.ID)
+		}
 	}
 }
