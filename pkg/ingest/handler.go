@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -40,24 +39,13 @@ func ClientKey(r *http.Request) string {
 	return hex.EncodeToString(sum[:8])
 }
 
-// siteTTL is how long a looked-up site is reused before it is read again
-// (a new domain takes effect within this time).
-const siteTTL = 30 * time.Second
-
 // Handler serves the sync endpoint: POST ingest, GET health, OPTIONS preflight.
 type Handler struct {
 	pool   *pgxpool.Pool
 	store  *Store
+	sites  *sites.Cache
 	now    func() time.Time
 	logger *slog.Logger
-
-	mu    sync.RWMutex
-	sites map[string]cachedSite
-}
-
-type cachedSite struct {
-	site    sites.Site
-	expires time.Time
 }
 
 // Option changes a Handler's defaults.
@@ -71,7 +59,7 @@ func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l 
 
 // New returns the sync handler over pool.
 func New(pool *pgxpool.Pool, opts ...Option) *Handler {
-	h := &Handler{pool: pool, store: NewStore(pool), now: time.Now, logger: slog.Default(), sites: map[string]cachedSite{}}
+	h := &Handler{pool: pool, store: NewStore(pool), sites: sites.NewCache(pool, sites.CacheOptions{}), now: time.Now, logger: slog.Default()}
 	for _, o := range opts {
 		o(h)
 	}
@@ -203,7 +191,7 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 		return h.fail(w, r, out, http.StatusBadRequest, "invalid_payload", err.Error())
 	}
 	out.site, out.channel, out.rejected = batch.Site, batch.Channel, len(batch.Rejected)
-	site, err := h.site(r.Context(), batch.Site)
+	site, err := h.sites.Get(r.Context(), batch.Site)
 	if errors.Is(err, sites.ErrNotFound) {
 		return h.fail(w, r, out, http.StatusForbidden, "unknown_site", "")
 	}
@@ -247,28 +235,6 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 	return out
 }
 
-// site returns the site with publicID, from a short-lived cache.
-func (h *Handler) site(ctx context.Context, publicID string) (sites.Site, error) {
-	now := h.now()
-	h.mu.RLock()
-	c, ok := h.sites[publicID]
-	h.mu.RUnlock()
-	if ok && now.Before(c.expires) {
-		return c.site, nil
-	}
-	s, err := sites.ByPublicID(ctx, h.pool, publicID)
-	if err != nil {
-		return sites.Site{}, err
-	}
-	h.mu.Lock()
-	if len(h.sites) > 10000 { // bound memory against many distinct ids
-		clear(h.sites)
-	}
-	h.sites[publicID] = cachedSite{site: s, expires: now.Add(siteTTL)}
-	h.mu.Unlock()
-	return s, nil
-}
-
 // health is the tracker's probe: 200 when the database answers, 503 when not.
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	if origin := r.Header.Get("Origin"); origin != "" {
@@ -288,13 +254,6 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 	}{true})
 }
 
-// allowsOriginSQL asks whether any site (or the site named) allows a host.
-const allowsOriginSQL = `
-SELECT EXISTS (
-    SELECT 1 FROM sites, unnest(domains) AS d
-    WHERE ($2 = '' OR public_id = $2) AND ($1 = d OR right($1, length(d) + 1) = '.' || d)
-)`
-
 // preflight answers CORS preflights. The request carries no body, so the
 // origin is checked against the site named in ?site= or else against every
 // site's domains.
@@ -305,8 +264,11 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusForbidden, errorBody{Error: "origin_not_allowed"})
 		return
 	}
-	var allowed bool
-	if err := h.pool.QueryRow(r.Context(), allowsOriginSQL, host, r.URL.Query().Get("site")).Scan(&allowed); err != nil {
+	ctx, cancel := context.WithTimeout(r.Context(), DatabaseDeadline)
+	defer cancel()
+	allowed, err := h.sites.AllowsOrigin(ctx, r.URL.Query().Get("site"), host)
+	if err != nil {
+		h.logger.WarnContext(ctx, "sync: preflight site lookup failed", "err", err)
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Error: "storage_unavailable"})
 		return
 	}

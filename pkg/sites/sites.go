@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -62,8 +64,11 @@ func (n *NewSite) Validate() error {
 	if n.Timezone == "" {
 		n.Timezone = "UTC"
 	}
-	if _, err := time.LoadLocation(n.Timezone); err != nil {
-		return fmt.Errorf("timezone %q: not an IANA time zone", n.Timezone)
+	// Go knows names PostgreSQL does not ("Local"); the database has the
+	// last word (a trigger checks pg_timezone_names), this catches the
+	// obvious mistakes before connecting.
+	if _, err := time.LoadLocation(n.Timezone); err != nil || n.Timezone == "Local" {
+		return fmt.Errorf("timezone %q: not an IANA time zone (e.g. Europe/Istanbul)", n.Timezone)
 	}
 	if n.Currency == "" {
 		n.Currency = "USD"
@@ -93,12 +98,28 @@ func Add(ctx context.Context, pool *pgxpool.Pool, n NewSite) (Site, error) {
 		VALUES ($1, $2, $3, $4, $5)
 		RETURNING `+siteColumns, n.PublicID, n.Name, n.Domains, n.Timezone, n.Currency))
 	if err != nil {
-		if strings.Contains(err.Error(), "sites_public_id_key") {
-			return Site{}, fmt.Errorf("a site with public id %q already exists", n.PublicID)
-		}
-		return Site{}, fmt.Errorf("add site: %w", err)
+		return Site{}, refused(n, err)
 	}
 	return s, nil
+}
+
+// ErrExists is returned when a site with the public id already exists.
+var ErrExists = errors.New("site exists")
+
+// refused turns the database's refusal of a site into the operator's words:
+// a duplicate public id (unique_violation) or a time zone PostgreSQL does
+// not know (the trigger's invalid_parameter_value).
+func refused(n NewSite, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case pgerrcode.UniqueViolation:
+			return fmt.Errorf("a site with public id %q already exists: %w", n.PublicID, ErrExists)
+		case pgerrcode.InvalidParameterValue:
+			return fmt.Errorf("timezone %q: not a time zone PostgreSQL knows (see pg_timezone_names)", n.Timezone)
+		}
+	}
+	return fmt.Errorf("add site: %w", err)
 }
 
 // Ensure creates the site when no site has its public id, and returns the
@@ -112,7 +133,7 @@ func Ensure(ctx context.Context, pool *pgxpool.Pool, n NewSite) (Site, error) {
 		VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (public_id) DO NOTHING`, n.PublicID, n.Name, n.Domains, n.Timezone, n.Currency)
 	if err != nil {
-		return Site{}, fmt.Errorf("ensure site: %w", err)
+		return Site{}, refused(n, err)
 	}
 	return ByPublicID(ctx, pool, n.PublicID)
 }
@@ -142,7 +163,10 @@ func List(ctx context.Context, pool *pgxpool.Pool) ([]Site, error) {
 // may write to the site: its host must be one of the site's domains or a
 // subdomain of one.
 func (s Site) AllowsOrigin(origin string) bool {
-	host := OriginHost(origin)
+	return s.allowsHost(OriginHost(origin))
+}
+
+func (s Site) allowsHost(host string) bool {
 	if host == "" {
 		return false
 	}
