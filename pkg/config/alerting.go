@@ -132,7 +132,12 @@ func (c *TestNotification) Validate() error { return c.Telegram.Require() }
 // Jobs configures `opsmantik run <job>`: the same variables as the
 // watchtower function, but without a Telegram token alerts are printed to
 // the log instead of stopping the start.
-type Jobs Watchtower
+type Jobs struct {
+	Database LocalDatabase
+	Log      Log
+	Telegram Telegram
+	Alerting Alerting
+}
 
 func (c *Jobs) Validate() error {
 	return errors.Join(c.Telegram.Validate(), c.Alerting.Validate())

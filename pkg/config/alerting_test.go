@@ -39,7 +39,7 @@ func TestAlertingConfigurationErrorsNameTheVariable(t *testing.T) {
 		{&Jobs{}, map[string]string{"TELEGRAM_BOT_TOKEN": "1:x"}, "TELEGRAM_CHAT_ID"},
 		{&Jobs{}, map[string]string{"TELEGRAM_API_URL": "api.telegram.org"}, "TELEGRAM_API_URL"},
 		{&Dev{}, map[string]string{"TELEGRAM_THREAD_ID": "-1"}, "TELEGRAM_THREAD_ID"},
-		{&Watchtower{}, nil, "TELEGRAM_BOT_TOKEN"},
+		{&Watchtower{}, map[string]string{"DATABASE_URL": "postgres://db/x"}, "TELEGRAM_BOT_TOKEN"},
 		{&TestNotification{}, map[string]string{"TELEGRAM_BOT_TOKEN": "1:x"}, "TELEGRAM_CHAT_ID"},
 	}
 	for _, c := range cases {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -54,8 +55,12 @@ func TestLoadNamesTheMalformedVariable(t *testing.T) {
 		env  map[string]string
 		name string
 	}{
-		{map[string]string{"DB_MAX_CONNS": "abc"}, "DB_MAX_CONNS"},
-		{map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		{map[string]string{"DATABASE_URL": "postgres://db/x", "DB_MAX_CONNS": "abc"}, "DB_MAX_CONNS"},
+		{map[string]string{"DATABASE_URL": "postgres://db/x", "DB_MAX_CONNS": "0"}, "DB_MAX_CONNS"},
+		{map[string]string{"DATABASE_URL": "postgres://db/x", "DB_MAX_CONNS": "-3"}, "DB_MAX_CONNS"},
+		{map[string]string{"DATABASE_URL": "postgres://db/x", "LOG_LEVEL": "loud"}, "LOG_LEVEL"},
+		// A deployed function has no local server to fall back on.
+		{map[string]string{}, "DATABASE_URL"},
 	}
 	for _, c := range cases {
 		var cfg Sync
@@ -63,5 +68,29 @@ func TestLoadNamesTheMalformedVariable(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.name) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("env %v: error %q should name %s on one line", c.env, err, c.name)
 		}
+	}
+}
+
+func TestLocalCommandsDefaultToTheLocalServer(t *testing.T) {
+	var cfg CLI
+	if err := LoadFrom(context.Background(), envconfig.MapLookuper(nil), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Database.URL != DefaultDatabaseURL || cfg.Database.MaxConns != 4 {
+		t.Fatalf("%+v", cfg.Database)
+	}
+	var jobs Jobs
+	if err := LoadFrom(context.Background(), envconfig.MapLookuper(map[string]string{"DB_MAX_CONNS": "0"}), &jobs); err == nil || !strings.Contains(err.Error(), "DB_MAX_CONNS") {
+		t.Fatalf("DB_MAX_CONNS=0 for a job: %v", err)
+	}
+}
+
+func TestDatabaseURLIsNeverLogged(t *testing.T) {
+	var b strings.Builder
+	logger := slog.New(slog.NewJSONHandler(&b, nil))
+	d := Database{URL: "postgres://app:s3cret-pw@db.example:6543/opsmantik?sslmode=require", MaxConns: 2}
+	logger.Info("start", "database", d, "local", LocalDatabase(d))
+	if strings.Contains(b.String(), "s3cret-pw") || !strings.Contains(b.String(), "db.example:6543") {
+		t.Fatalf("log line: %s", b.String())
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -30,11 +31,39 @@ func Open(ctx context.Context, databaseURL string, maxConns int32) (*pgxpool.Poo
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
+	applyServerlessDefaults(cfg, databaseURL)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
 	return pool, nil
+}
+
+// Defaults for a pool that lives in a Lambda instance, each applied unless
+// the URL sets it: an unreachable database fails the connection in seconds
+// (the sync handler's whole deadline is 5 s); idle connections close after a
+// minute, so that frozen or idle instances do not hold server (or pooler)
+// connections; a connection idle for over a second is pinged before use
+// (pgx's default), and a ping that does not answer in 2 s drops it.
+const (
+	ConnectTimeout  = 3 * time.Second
+	MaxConnIdleTime = time.Minute
+	PingTimeout     = 2 * time.Second
+	ApplicationName = "opsmantik"
+)
+
+func applyServerlessDefaults(cfg *pgxpool.Config, databaseURL string) {
+	set := func(param string) bool { return strings.Contains(databaseURL, param+"=") }
+	if !set("connect_timeout") {
+		cfg.ConnConfig.ConnectTimeout = ConnectTimeout
+	}
+	if !set("pool_max_conn_idle_time") {
+		cfg.MaxConnIdleTime = MaxConnIdleTime
+	}
+	cfg.PingTimeout = PingTimeout
+	if !set("application_name") {
+		cfg.ConnConfig.RuntimeParams["application_name"] = ApplicationName
+	}
 }
 
 // OpenMigrated creates the database when it does not exist, opens a pool on
