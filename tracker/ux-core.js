@@ -125,14 +125,16 @@
     // The session lives in sessionStorage: one tab, one session, across reloads.
     let session = tab.get('om_s');
 
-    // renew starts a new session for an event of `type` when there is none,
-    // when the last event is over 30 minutes old, or (on a pageview) when a
-    // new ad click id arrives.
+    // renew starts a new session for an event of `type` (none for an
+    // interaction) when there is none, when the session's last activity
+    // (session.last: an interaction or an event other than a heartbeat) is
+    // over 30 minutes old, or, on a pageview, when a new ad click id arrives.
+    // A heartbeat never starts one: an idle tab's beats keep no session alive,
+    // and they go to the session they measure until the next activity.
     function renew(type) {
       const p = params();
       const click = p.gclid || p.wbraid || p.gbraid;
-      // 30 minutes without events end a session.
-      if (!session?.id || now() - session.last > 18e5 || (type === 'pageview' && click && click !== session.click)) {
+      if (!session?.id || (type !== 'heartbeat' && now() - session.last > 18e5) || (type === 'pageview' && click && click !== session.click)) {
         session = { id: uuid(), last: now(), ms: 0, click, ctx: context(p) };
         // A session starts with a pageview of the current page.
         if (type !== 'pageview') pageview();
@@ -186,7 +188,7 @@
     function push(type, fields) {
       renew(type);
       const t = now();
-      session.last = t;
+      if (type !== 'heartbeat') session.last = t;
       const ev = { id: uuid(), type, ts: t, url: loc.href, ...fields, s: session.id };
       tab.set('om_s', session);
       const q = loadQueue();
@@ -214,7 +216,6 @@
     const pageUrl = () => loc.href.split('#')[0];
 
     function heartbeat(st, url) {
-      renew('heartbeat'); // before reading the session's engaged time
       account();
       push('heartbeat', { url: url || loc.href, active_ms: session.ms, scroll: depth, state: st });
     }
@@ -416,10 +417,17 @@
       schedule(st === 'active' ? ((idleBeats = 0), ACTIVE_MS) : IDLE_STEPS[Math.min(idleBeats++, 2)]);
     }
 
+    // act records an interaction: after 30 minutes without activity it starts
+    // a new session (with a pageview of the current page) first.
+    function act() {
+      renew();
+      lastAct = session.last = now();
+    }
+
     function interact() {
       measure();
       account();
-      lastAct = now();
+      act();
       if (hidden) return d.visibilityState !== 'hidden' && show(); // after a cancelled beforeunload
       if (beatDue > lastAct + ACTIVE_MS) schedule(ACTIVE_MS); // back from idle
     }
@@ -439,7 +447,7 @@
       if (!hidden) return;
       account();
       hidden = false;
-      lastAct = now(); // coming back to the tab counts as an interaction
+      act(); // coming back to the tab counts as an interaction
       beat();
     }
 
