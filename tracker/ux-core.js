@@ -119,6 +119,7 @@
         tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
         sw: scr.width,
         sh: scr.height,
+        touch: nav.maxTouchPoints, // an iPad that sends a desktop User-Agent has touch points, a Mac has none
       };
     }
 

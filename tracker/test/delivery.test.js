@@ -72,12 +72,27 @@ test('a request is text/plain, keepalive, without credentials, and carries the p
     tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
     sw: 390,
     sh: 844,
+    touch: 0, // the fake browser's navigator.maxTouchPoints: a desktop
   });
   const [pv] = body.events;
   assert.deepEqual(Object.keys(pv), ['id', 'type', 'ts', 'url', 'title']);
   assert.match(pv.id, UUID);
   assert.equal(pv.ts, START);
   assert.equal(pv.url, 'https://shop.example/landing?utm_source=google&utm_medium=cpc&gclid=Cj0K');
+});
+
+test('ctx.touch is navigator.maxTouchPoints, left out where the browser has none', async () => {
+  const ctxOf = async (opts) => {
+    const b = new Browser();
+    b.open(opts).api.flush();
+    await b.clock.advance(0);
+    return b.net.log[0].body.ctx;
+  };
+  assert.equal((await ctxOf({ maxTouchPoints: 5 })).touch, 5); // a phone, or an iPad asking for the desktop site
+  assert.equal((await ctxOf({})).touch, 0);
+  const none = await ctxOf({ hooks: { beforeScript: (page) => delete page.window.navigator.maxTouchPoints } });
+  assert.equal('touch' in none, false);
+  assert.equal(none.sw, 390);
 });
 
 test('a batch holds at most 100 events; the rest follow in further requests', async () => {

@@ -200,6 +200,7 @@ class Page {
       visibility = 'visible',
       scrollHeight = 4000,
       innerHeight = 800,
+      maxTouchPoints = 0, // a desktop without a touch screen
       tab,
       copies = 1,
       hooks = {},
@@ -267,6 +268,7 @@ class Page {
       document: doc,
       location,
       navigator: {
+        maxTouchPoints,
         language: 'tr-TR',
         userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
         sendBeacon(u, body) {
