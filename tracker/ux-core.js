@@ -224,8 +224,8 @@
     // ---- delivery ----------------------------------------------------------------
 
     // The breaker's state is shared by the site's tabs and kept across page loads:
-    // {mode, since, nextProbeAt, failures (since the last success), streak
-    // (consecutive primary failures)}.
+    // {mode, since, nextProbeAt, failures (unanswered attempts not yet reported
+    // by a request that got a 2xx), streak (primary failures in a row)}.
     const breaker = () => {
       const b = local.get('om_b');
       return b?.mode ? b : { mode: 'primary', failures: 0, streak: 0 };
@@ -241,7 +241,7 @@
         sid,
         vid,
         sent_at: now(),
-        failures: f,
+        failures: Math.min(f, 10),
         channel: ch,
         ctx: q.c[sid],
         events: evs.map(({ s, ...e }) => e),
@@ -332,23 +332,31 @@
       }
       if (kind === 2 || kind === 4) {
         // Delivered, or a 4xx that will never succeed: either way the events leave.
-        // The answer carried the failures reported so far: the next request
-        // reports only new ones, so the server counts each failure once.
+        // The server counts reported failures only from a batch it stored
+        // (a 2xx): then the next request reports only new ones. After a 4xx
+        // the count waits for the next 2xx.
         remove(ids);
-        b.failures = b.streak = tries = 0; // a 4xx never trips the breaker (on the failover the streak is 0 already)
+        if (kind === 2) b.failures = 0;
+        b.streak = tries = 0; // a 4xx never trips the breaker (on the failover the streak is 0 already)
         local.set('om_b', b);
         return send();
       }
-      // A 5xx, a network error or a timeout: keep the events, count the failure.
-      // Three in a row on the primary open the breaker.
-      b.failures++;
-      if (ch === 'primary' && ++b.streak >= 3 && failoverApiUrl) {
-        b.mode = 'failover';
-        b.nextProbeAt = (b.since = now()) + probeMs;
-        b.streak = tries = 0;
-        local.set('om_b', b);
-        probe();
-        return send();
+      // A 5xx, a network error or a timeout: keep the events and retry. Only
+      // an attempt without an answer is a failure to report (the server has
+      // counted its 5xx); three failures in a row on the primary, 5xx
+      // included, open the breaker. Offline nothing counts (the visitor's
+      // connection failed, not ours): browsers fail a request made offline at
+      // once, so onLine now is onLine when it was made.
+      if (nav.onLine) {
+        if (!r) b.failures++;
+        if (ch === 'primary' && ++b.streak >= 3 && failoverApiUrl) {
+          b.mode = 'failover';
+          b.nextProbeAt = (b.since = now()) + probeMs;
+          b.streak = tries = 0;
+          local.set('om_b', b);
+          probe();
+          return send();
+        }
       }
       local.set('om_b', b);
       later();
