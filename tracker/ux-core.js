@@ -22,15 +22,14 @@
   // A second copy of the script on the same page does nothing.
   if (w.opsmantik) return;
 
-  function guard(fn) {
-    return function () {
+  const guard = (fn) =>
+    function () {
       try {
         return fn.apply(this, arguments);
       } catch (e) {
         // never break the host page
       }
     };
-  }
 
   guard(start)();
 
@@ -54,14 +53,16 @@
     // are used, with a comment.
     const ACTIVE_MS = 6e4; // an interaction this recent (one minute) means "active"
     const IDLE_STEPS = [12e4, 3e5, 6e5]; // heartbeat back-off while idle: 2, 5, 10 minutes
-    const BODY_MAX = 6e4; // bytes: under the server's 64 KiB and fetch keepalive's quota
-    const CONVERSIONS = { phone_click: 1, whatsapp_click: 1, form_submit: 1 };
+    // The conversion types (phone_click, whatsapp_click, form_submit) are the
+    // only ones with an underscore.
+    const conversion = (type) => /_/.test(type);
     const URL_FIELDS = 'gclid wbraid gbraid utm_source utm_medium utm_campaign utm_term utm_content'.split(' ');
 
     const now = () => Date.now();
 
     // store wraps localStorage or sessionStorage; without it (private modes,
     // blocked storage, a full quota) a key lives in memory for the page's life.
+    // get gives null or undefined for a missing or unreadable value.
     function store(name) {
       const mem = {};
       let s;
@@ -72,9 +73,7 @@
         get(k) {
           try {
             return JSON.parse(k in mem ? mem[k] : s.getItem(k));
-          } catch (e) {
-            return null;
-          }
+          } catch (e) {}
         },
         set(k, v) {
           v = JSON.stringify(v);
@@ -112,22 +111,34 @@
 
     function context(p) {
       const scr = w.screen;
-      const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
-      return { url: loc.href, referrer: d.referrer || null, ...p, lang: nav.language, tz, sw: scr.width, sh: scr.height };
+      return {
+        url: loc.href,
+        referrer: d.referrer || null,
+        ...p,
+        lang: nav.language,
+        tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
+        sw: scr.width,
+        sh: scr.height,
+        touch: nav.maxTouchPoints, // an iPad that sends a desktop User-Agent has touch points, a Mac has none
+      };
     }
 
     // The session lives in sessionStorage: one tab, one session, across reloads.
     let session = tab.get('om_s');
 
-    // renew starts a new session when there is none, when the last event is
-    // over 30 minutes old, or (on a pageview) when a new ad click id arrives.
-    function renew(isPageview) {
+    // renew starts a new session for an event of `type` (none for an
+    // interaction) when there is none, when the session's last activity
+    // (session.last: an interaction or an event other than a heartbeat) is
+    // over 30 minutes old, or, on a pageview, when a new ad click id arrives.
+    // A heartbeat never starts one: an idle tab's beats keep no session alive,
+    // and they go to the session they measure until the next activity.
+    function renew(type) {
       const p = params();
       const click = p.gclid || p.wbraid || p.gbraid;
-      // 30 minutes without events end a session.
-      if (!session?.id || now() - session.last > 18e5 || (isPageview && click && click !== session.click)) {
+      if (!session?.id || (type !== 'heartbeat' && now() - session.last > 18e5) || (type === 'pageview' && click && click !== session.click)) {
         session = { id: uuid(), last: now(), ms: 0, click, ctx: context(p) };
-        return true;
+        // A session starts with a pageview of the current page.
+        if (type !== 'pageview') pageview();
       }
     }
 
@@ -159,7 +170,7 @@
 
     function loadQueue() {
       const q = local.get('om_q');
-      return q && q.e ? q : { c: {}, e: [] };
+      return q?.e ? q : { c: {}, e: [] };
     }
 
     function saveQueue(q) {
@@ -176,9 +187,9 @@
     }
 
     function push(type, fields) {
-      if (renew(type === 'pageview') && type !== 'pageview') pageview();
+      renew(type);
       const t = now();
-      session.last = t;
+      if (type !== 'heartbeat') session.last = t;
       const ev = { id: uuid(), type, ts: t, url: loc.href, ...fields, s: session.id };
       tab.set('om_s', session);
       const q = loadQueue();
@@ -188,11 +199,11 @@
       q.e.push(ev);
       if (q.e.length > 300) {
         // Full (the queue keeps 300 events): the oldest non-conversion event goes first.
-        const i = q.e.findIndex((e) => !CONVERSIONS[e.type]);
+        const i = q.e.findIndex((e) => !conversion(e.type));
         q.e.splice(Math.max(i, 0), 1);
       }
       saveQueue(q);
-      if (CONVERSIONS[type]) send();
+      if (conversion(type)) send();
     }
 
     function pageview() {
@@ -206,7 +217,6 @@
     const pageUrl = () => loc.href.split('#')[0];
 
     function heartbeat(st, url) {
-      if (renew()) pageview(); // before reading the session's engaged time
       account();
       push('heartbeat', { url: url || loc.href, active_ms: session.ms, scroll: depth, state: st });
     }
@@ -214,8 +224,8 @@
     // ---- delivery ----------------------------------------------------------------
 
     // The breaker's state is shared by the site's tabs and kept across page loads:
-    // {mode, since, nextProbeAt, failures (since the last success), streak
-    // (consecutive primary failures)}.
+    // {mode, since, nextProbeAt, failures (unanswered attempts not yet reported
+    // by a request that got a 2xx), streak (primary failures in a row)}.
     const breaker = () => {
       const b = local.get('om_b');
       return b?.mode ? b : { mode: 'primary', failures: 0, streak: 0 };
@@ -223,7 +233,7 @@
     const channelOf = (b) => (b.mode === 'failover' && failoverApiUrl ? 'failover' : 'primary');
     const urlOf = (ch) => (ch === 'failover' ? failoverApiUrl : apiUrl);
 
-    function encode(q, evs, ch, b) {
+    function encode(q, evs, ch, f) {
       const sid = evs[0].s;
       return JSON.stringify({
         v: 1,
@@ -231,23 +241,24 @@
         sid,
         vid,
         sent_at: now(),
-        failures: b.failures,
+        failures: Math.min(f, 10),
         channel: ch,
         ctx: q.c[sid],
         events: evs.map(({ s, ...e }) => e),
       });
     }
 
-    // bytes is a body's size in UTF-8, as the server and fetch count it.
-    const bytes = (s) => new Blob([s]).size;
+    // tooBig: a body over 60,000 bytes of UTF-8 (as the server and fetch count
+    // them), under the server's 64 KiB and fetch keepalive's quota.
+    const tooBig = (s) => new Blob([s]).size > 6e4;
 
     // nextBatch takes the oldest session's first events, at most `limit` and
     // halved until the body fits one request.
-    function nextBatch(q, ch, b) {
+    function nextBatch(q, ch, f) {
       const sid = q.e[0].s;
       let evs = q.e.filter((e) => e.s === sid).slice(0, limit);
-      let body = encode(q, evs, ch, b);
-      while (bytes(body) > BODY_MAX && evs.length > 1) body = encode(q, (evs = evs.slice(0, Math.ceil(evs.length / 2))), ch, b);
+      let body = encode(q, evs, ch, f);
+      while (tooBig(body) && evs.length > 1) body = encode(q, (evs = evs.slice(0, Math.ceil(evs.length / 2))), ch, f);
       return [body, evs.map((e) => e.id)];
     }
 
@@ -273,8 +284,8 @@
       if (!q.e.length) return;
       const b = breaker();
       const ch = channelOf(b);
-      const [body, ids] = nextBatch(q, ch, b);
-      if (bytes(body) > BODY_MAX) {
+      const [body, ids] = nextBatch(q, ch, b.failures);
+      if (tooBig(body)) {
         remove(ids); // one event too large for any request: the server would answer 413
         return send();
       }
@@ -287,7 +298,13 @@
       busy = true; // after post(): if it threw, the next send may try again
     }
 
+    // later waits ms, or without a valid ms the back-off: exponential with
+    // jitter, 1–2 s, 2–4 s, 4–8 s, … up to 2.5–5 minutes; then sends.
     function later(ms) {
+      if (!(ms > 0)) {
+        ms = Math.min(3e5, 2000 * 2 ** tries++);
+        ms = ms / 2 + (Math.random() * ms) / 2;
+      }
       waitUntil = now() + ms;
       clearTimeout(retryTimer);
       // The timer ends the wait itself: it may fire while Date.now(), a whole
@@ -301,15 +318,9 @@
       );
     }
 
-    // Exponential back-off with jitter: 1–2 s, 2–4 s, 4–8 s, … up to 2.5–5 minutes.
-    function backoff() {
-      const ms = Math.min(3e5, 2000 * 2 ** tries++);
-      return ms / 2 + (Math.random() * ms) / 2;
-    }
-
     // settle acts on a response as PROTOCOL.md's table says.
     function settle(r, ids, ch) {
-      const st = r ? r.status : 0;
+      const st = r.status; // none when r is 0 (no answer)
       const kind = (st / 100) | 0; // 2 for 2xx, 4 for 4xx, …
       const b = breaker();
       if (st === 413 && ids.length > 1) {
@@ -317,34 +328,38 @@
         return send();
       }
       if (st === 429) {
-        const ms = 1000 * r.headers.get('Retry-After');
-        return later(ms > 0 ? ms : backoff());
+        return later(1000 * r.headers.get('Retry-After'));
       }
       if (kind === 2 || kind === 4) {
         // Delivered, or a 4xx that will never succeed: either way the events leave.
-        // The answer carried the failures reported so far: the next request
-        // reports only new ones, so the server counts each failure once.
+        // The server counts reported failures only from a batch it stored
+        // (a 2xx): then the next request reports only new ones. After a 4xx
+        // the count waits for the next 2xx.
         remove(ids);
-        b.failures = tries = 0;
-        b.streak = 0; // a 4xx never trips the breaker (on the failover the streak is 0 already)
+        if (kind === 2) b.failures = 0;
+        b.streak = tries = 0; // a 4xx never trips the breaker (on the failover the streak is 0 already)
         local.set('om_b', b);
         return send();
       }
-      // A 5xx, a network error or a timeout: keep the events, count the failure.
-      // Three in a row on the primary open the breaker.
-      b.failures++;
-      if (ch === 'primary' && ++b.streak >= 3 && failoverApiUrl) {
-        b.mode = 'failover';
-        b.since = now();
-        b.nextProbeAt = b.since + probeMs;
-        b.streak = 0;
-        local.set('om_b', b);
-        tries = 0;
-        probe();
-        return send();
+      // A 5xx, a network error or a timeout: keep the events and retry. Only
+      // an attempt without an answer is a failure to report (the server has
+      // counted its 5xx); three failures in a row on the primary, 5xx
+      // included, open the breaker. Offline nothing counts (the visitor's
+      // connection failed, not ours): browsers fail a request made offline at
+      // once, so onLine now is onLine when it was made.
+      if (nav.onLine) {
+        if (!r) b.failures++;
+        if (ch === 'primary' && ++b.streak >= 3 && failoverApiUrl) {
+          b.mode = 'failover';
+          b.nextProbeAt = (b.since = now()) + probeMs;
+          b.streak = tries = 0;
+          local.set('om_b', b);
+          probe();
+          return send();
+        }
       }
       local.set('om_b', b);
-      later(backoff());
+      later();
     }
 
     // probe waits for the breaker's nextProbeAt (which any tab may move), then
@@ -383,7 +398,7 @@
       while (q.e.length) {
         // A beacon reports no failures: its fate is unknown, and the fetch
         // that repeats its events reports them.
-        const [body, ids] = nextBatch(q, ch, { failures: 0 });
+        const [body, ids] = nextBatch(q, ch, 0);
         nav.sendBeacon(urlOf(ch), body); // refuses (returns false) a body over its quota
         q.e = q.e.filter((e) => !ids.includes(e.id));
       }
@@ -408,14 +423,20 @@
       const st = state();
       heartbeat(st);
       send();
-      if (st === 'active') idleBeats = 0;
-      schedule(st === 'active' ? ACTIVE_MS : IDLE_STEPS[Math.min(idleBeats++, 2)]);
+      schedule(st === 'active' ? ((idleBeats = 0), ACTIVE_MS) : IDLE_STEPS[Math.min(idleBeats++, 2)]);
+    }
+
+    // act records an interaction: after 30 minutes without activity it starts
+    // a new session (with a pageview of the current page) first.
+    function act() {
+      renew();
+      lastAct = session.last = now();
     }
 
     function interact() {
       measure();
       account();
-      lastAct = now();
+      act();
       if (hidden) return d.visibilityState !== 'hidden' && show(); // after a cancelled beforeunload
       if (beatDue > lastAct + ACTIVE_MS) schedule(ACTIVE_MS); // back from idle
     }
@@ -435,7 +456,7 @@
       if (!hidden) return;
       account();
       hidden = false;
-      lastAct = now(); // coming back to the tab counts as an interaction
+      act(); // coming back to the tab counts as an interaction
       beat();
     }
 
@@ -462,14 +483,9 @@
     function track(name, props) {
       name = String(name || '').slice(0, 64);
       if (!name) return;
-      // props: flat, at most 20 keys, string, finite number or boolean values.
-      const clean = {};
-      let n = 0;
-      Object.keys(props || {}).forEach((k) => {
-        const v = props[k];
-        if ((/^(string|boolean)$/.test(typeof v) || (typeof v === 'number' && isFinite(v))) && n++ < 20) clean[k] = v;
-      });
-      push('custom', { name, props: clean });
+      // props: flat, the first 20 string, finite number or boolean values.
+      const kept = Object.entries(props || {}).filter(([, v]) => /^(string|boolean)$/.test(typeof v) || Number.isFinite(v));
+      push('custom', { name, props: Object.fromEntries(kept.slice(0, 20)) });
     }
 
     // ---- start -------------------------------------------------------------------

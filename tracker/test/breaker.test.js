@@ -26,17 +26,18 @@ test('three consecutive primary failures open the breaker: the same events go to
   const p = b.open({ dataset: WITH_FAILOVER });
   p.click({ href: 'tel:+905551112233' });
   await b.clock.advance(2 * SECOND);
+  // A 5xx is an answer: the server has counted it, the tracker reports no failure for it.
   assert.deepEqual(sends(b.net), [
     [0, 'primary', 'primary', 0],
-    [1, 'primary', 'primary', 1],
+    [1, 'primary', 'primary', 0],
   ]);
   assert.equal(p.storage('om_b').mode, 'primary', 'two failures are not enough');
   await b.clock.advance(2 * SECOND);
   assert.deepEqual(sends(b.net), [
     [0, 'primary', 'primary', 0],
-    [1, 'primary', 'primary', 1],
-    [3, 'primary', 'primary', 2],
-    [3, 'failover', 'failover', 3], // at once, reporting what the client saw
+    [1, 'primary', 'primary', 0],
+    [3, 'primary', 'primary', 0],
+    [3, 'failover', 'failover', 0], // at once
   ]);
   const [first, , , last] = b.net.requests({ kind: 'fetch', method: 'POST' });
   assert.deepEqual(
@@ -60,6 +61,72 @@ test('three consecutive primary failures open the breaker: the same events go to
   const [beacon] = p.requests({ kind: 'beacon' });
   assert.equal(beacon.url, FAILOVER);
   assert.equal(beacon.body.channel, 'failover');
+});
+
+test('network errors and timeouts open the breaker too, and the failover hears of them', async () => {
+  const b = new Browser();
+  b.random = () => 0;
+  const answers = ['error', 'hang', 'error'];
+  b.net.handler = (r) => (r.url === PRIMARY ? answers.shift() || { status: 500 } : { status: 200 });
+  const p = b.open({ dataset: WITH_FAILOVER });
+  p.click({ href: 'tel:1' });
+  await b.clock.advance(20 * SECOND);
+  assert.deepEqual(sends(b.net), [
+    [0, 'primary', 'primary', 0],
+    [1, 'primary', 'primary', 1], // unanswered for 10 s
+    [13, 'primary', 'primary', 2],
+    [13, 'failover', 'failover', 3], // the three unanswered attempts, reported once
+  ]);
+  assert.equal(p.storage('om_b').failures, 0, 'a 2xx carried them');
+});
+
+test('a 5xx and unanswered attempts count alike toward the breaker', async () => {
+  const b = new Browser();
+  b.random = () => 0;
+  const answers = ['error', { status: 503 }, 'error'];
+  b.net.handler = (r) => (r.url === PRIMARY ? answers.shift() : { status: 200 });
+  const p = b.open({ dataset: WITH_FAILOVER });
+  p.click({ href: 'tel:1' });
+  await b.clock.advance(5 * SECOND);
+  assert.deepEqual(sends(b.net), [
+    [0, 'primary', 'primary', 0],
+    [1, 'primary', 'primary', 1],
+    [3, 'primary', 'primary', 1], // the 503 is not reported
+    [3, 'failover', 'failover', 2],
+  ]);
+});
+
+test('attempts made offline neither open the breaker nor count as failures', async () => {
+  const b = new Browser();
+  b.random = () => 0;
+  primaryDown(b.net);
+  const p = b.open({ dataset: WITH_FAILOVER });
+  p.goOffline();
+  p.click({ href: 'tel:1' });
+  await b.clock.advance(40 * SECOND);
+  const offline = b.net.requests({ kind: 'fetch', method: 'POST', offline: true });
+  assert.equal(offline.length >= 5, true, `${offline.length} attempts while offline`);
+  assert.deepEqual(
+    offline.map((r) => [r.url, r.body.failures]),
+    new Array(offline.length).fill([PRIMARY, 0])
+  );
+  assert.deepEqual(p.storage('om_b'), { mode: 'primary', failures: 0, streak: 0 });
+  // Back online, the primary still failing: three answers of its own open the breaker.
+  p.goOnline();
+  const before = sends(b.net).length;
+  await b.clock.advance(10 * MINUTE);
+  assert.deepEqual(
+    sends(b.net)
+      .slice(before, before + 4)
+      .map(([, endpoint, , f]) => [endpoint, f]),
+    [
+      ['primary', 0],
+      ['primary', 0],
+      ['primary', 0],
+      ['failover', 0],
+    ]
+  );
+  assert.equal(b.net.storedEvents('phone_click').length, 1);
 });
 
 test('4xx answers never trip the breaker and break a run of failures', async () => {
@@ -95,8 +162,9 @@ test('without a failover endpoint failures are retried on the primary', async ()
     new Array(s.length).fill(['primary', 'primary'])
   );
   assert.deepEqual(
-    s.map(([, , , f]) => f).slice(0, 5),
-    [0, 1, 2, 3, 4]
+    s.map(([, , , f]) => f),
+    new Array(s.length).fill(0),
+    'a 5xx is an answer: the server counted it, the tracker does not report it'
   );
 });
 

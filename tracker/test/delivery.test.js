@@ -72,12 +72,27 @@ test('a request is text/plain, keepalive, without credentials, and carries the p
     tz: Intl.DateTimeFormat().resolvedOptions().timeZone,
     sw: 390,
     sh: 844,
+    touch: 0, // the fake browser's navigator.maxTouchPoints: a desktop
   });
   const [pv] = body.events;
   assert.deepEqual(Object.keys(pv), ['id', 'type', 'ts', 'url', 'title']);
   assert.match(pv.id, UUID);
   assert.equal(pv.ts, START);
   assert.equal(pv.url, 'https://shop.example/landing?utm_source=google&utm_medium=cpc&gclid=Cj0K');
+});
+
+test('ctx.touch is navigator.maxTouchPoints, left out where the browser has none', async () => {
+  const ctxOf = async (opts) => {
+    const b = new Browser();
+    b.open(opts).api.flush();
+    await b.clock.advance(0);
+    return b.net.log[0].body.ctx;
+  };
+  assert.equal((await ctxOf({ maxTouchPoints: 5 })).touch, 5); // a phone, or an iPad asking for the desktop site
+  assert.equal((await ctxOf({})).touch, 0);
+  const none = await ctxOf({ hooks: { beforeScript: (page) => delete page.window.navigator.maxTouchPoints } });
+  assert.equal('touch' in none, false);
+  assert.equal(none.sw, 390);
 });
 
 test('a batch holds at most 100 events; the rest follow in further requests', async () => {
@@ -150,7 +165,7 @@ test('failures are retried with exponential back-off and jitter, up to 5 minutes
     const b = new Browser();
     b.random = () => 0;
     let n = 0;
-    b.net.handler = () => ({ status: ++n <= 4 ? 503 : 200 });
+    b.net.handler = () => (++n <= 4 ? 'error' : { status: 200 }); // unanswered: each is reported
     const p = b.open();
     p.click({ href: 'tel:1' });
     await b.clock.advance(20 * SECOND);
@@ -192,9 +207,9 @@ test('failures are retried with exponential back-off and jitter, up to 5 minutes
       attempts(b.net).map(([sec, f]) => [Math.floor(sec), f]),
       [
         [0, 0],
-        [1, 1],
-        [3, 2],
-        [7, 3],
+        [1, 0], // a 5xx is an answer: not reported
+        [3, 0],
+        [7, 0],
       ]
     );
     assert.deepEqual(p.queue(), []);
@@ -406,13 +421,50 @@ test('events left by a tab that closed are sent by the next page load, each sess
   assert.equal(b.net.storedEvents('whatsapp_click').length, 1);
 });
 
-test('each failure is reported once: by the next request that gets an answer, 2xx or 4xx', async () => {
+// counted is what the server counts of a run of requests: its own 5xx answers,
+// and the failures reported by requests whose batch it stored (a 2xx).
+const counted = (net, statusOf) =>
+  postsOf(net).reduce((n, r) => {
+    const st = statusOf(r);
+    return n + (st >= 500 ? 1 : st >= 200 && st < 300 ? r.body.failures : 0);
+  }, 0);
+
+test('failures: a network error, then a 5xx, then a 200 reports exactly 1; each failed attempt is counted once end to end', async () => {
   const b = new Browser();
   b.random = () => 0;
-  const statuses = [503, 503, 400];
-  b.net.handler = () => ({ status: statuses.shift() || 200 });
+  const answers = ['error', { status: 503 }, { status: 200 }];
+  const status = new Map();
+  b.net.handler = (r) => {
+    const a = answers.shift() || { status: 200 };
+    status.set(r, a.status);
+    return a;
+  };
   const p = b.open();
-  p.click({ href: 'tel:1' }); // 503 at 0 s, 503 at 1 s, 400 at 3 s (dropped)
+  p.click({ href: 'tel:1' }); // no answer at 0 s, 503 at 1 s, 200 at 3 s
+  await b.clock.advance(5 * SECOND);
+  p.click({ href: 'tel:2' });
+  await b.clock.advance(0);
+  assert.deepEqual(attempts(b.net), [
+    [0, 0],
+    [1, 1],
+    [3, 1], // the network error, not the 503: the server counted that itself
+    [5, 0], // the 200 carried it
+  ]);
+  assert.equal(counted(b.net, (r) => status.get(r)), 2, 'two attempts failed, two failures counted');
+});
+
+test('failures wait for a 2xx: a 4xx batch is not stored, so the server does not count what it reports', async () => {
+  const b = new Browser();
+  b.random = () => 0;
+  const answers = ['error', 'error', { status: 400 }];
+  const status = new Map();
+  b.net.handler = (r) => {
+    const a = answers.shift() || { status: 200 };
+    status.set(r, a.status);
+    return a;
+  };
+  const p = b.open();
+  p.click({ href: 'tel:1' }); // no answer at 0 s and 1 s, 400 at 3 s (dropped)
   await b.clock.advance(5 * SECOND);
   p.click({ href: 'tel:2' });
   await b.clock.advance(0);
@@ -420,9 +472,65 @@ test('each failure is reported once: by the next request that gets an answer, 2x
   await b.clock.advance(0);
   assert.deepEqual(
     attempts(b.net).map(([, failures]) => failures),
-    [0, 1, 2, 0, 0],
-    'the 400 answered the request that reported the two failures: later requests report none'
+    [0, 1, 2, 2, 0],
+    'the 400 answered the request that reported the two failures; the next 2xx carries them'
   );
+  assert.equal(counted(b.net, (r) => status.get(r)), 2);
+});
+
+test('failures reported are at most 10', async () => {
+  const b = new Browser();
+  b.random = () => 0;
+  b.net.handler = () => 'error';
+  const p = b.open({ visibility: 'hidden' }); // no heartbeats, only retries
+  p.submit({ id: 'contact' });
+  await b.clock.advance(20 * MINUTE); // attempts at 0, 1, 3, 7, … s, then every 150 s
+  b.net.handler = () => ({ status: 200 });
+  await b.clock.advance(5 * MINUTE);
+  const f = attempts(b.net).map(([, failures]) => failures);
+  assert.deepEqual(f.slice(0, 12), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10]);
+  assert.equal(f.length > 13, true, `${f.length} attempts`);
+  assert.deepEqual(f.slice(10), new Array(f.length - 10).fill(10), 'up to the 2xx, which reports 10');
+  assert.equal(b.net.storedEvents('form_submit').length, 1);
+  assert.equal(p.storage('om_b').failures, 0);
+
+  // A count over 10 left by an older script is reported as 10.
+  const c = new Browser();
+  c.local.set('om_b', JSON.stringify({ mode: 'primary', failures: 37, streak: 0 }));
+  c.open().api.flush();
+  await c.clock.advance(0);
+  assert.deepEqual(
+    postsOf(c.net).map((r) => r.body.failures),
+    [10]
+  );
+});
+
+test('attempts made offline are not reported; those after the connection is back are', async () => {
+  const b = new Browser();
+  b.random = () => 0;
+  b.net.handler = () => 'error';
+  const p = b.open();
+  p.goOffline();
+  p.click({ href: 'tel:1' });
+  await b.clock.advance(10 * SECOND); // offline attempts at 0, 1, 3 and 7 s
+  assert.equal(b.net.requests({ offline: true }).length, 4);
+  assert.equal(p.storage('om_b').failures, 0);
+  p.goOnline();
+  await b.clock.advance(10 * SECOND); // online, unanswered, at 15 s
+  b.net.handler = () => ({ status: 200 });
+  await b.clock.advance(20 * SECOND); // answered at 31 s
+  assert.deepEqual(
+    postsOf(b.net).map((r) => [secs(r), r.offline, r.body.failures]),
+    [
+      [0, true, 0],
+      [1, true, 0],
+      [3, true, 0],
+      [7, true, 0],
+      [15, false, 0],
+      [31, false, 1], // only the one failure while online
+    ]
+  );
+  assert.equal(b.net.storedEvents('phone_click').length, 1);
 });
 
 test('a beacon reports no failures; the fetch that repeats its events does', async () => {

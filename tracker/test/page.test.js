@@ -73,7 +73,7 @@ test('one tab is one session across reloads; a new tab is a new session of the s
   assert.equal(bodies[1].ctx.url, 'https://shop.example/', 'the landing context stays the first page of the session');
 });
 
-test('30 minutes without events end the session; the next one starts with a pageview', async () => {
+test('a hidden tab shown after 30 minutes without interaction starts a new session, with a pageview', async () => {
   const b = new Browser();
   const p = b.open();
   await b.clock.advance(10 * SECOND);
@@ -101,6 +101,126 @@ test('29 minutes hidden keep the session', async () => {
   p.show();
   await b.clock.advance(0);
   assert.equal(new Set(b.net.posts().map((r) => r.body.sid)).size, 1);
+});
+
+// sessionsOf lists, for each session in the order they appear, the events the
+// server was sent for it (each once) as [type, minutes since START, state].
+function sessionsOf(net) {
+  const seen = new Set();
+  const bySid = new Map();
+  for (const r of net.posts()) {
+    for (const e of r.body.events) {
+      if (seen.has(e.id)) continue;
+      seen.add(e.id);
+      if (!bySid.has(r.body.sid)) bySid.set(r.body.sid, { ctx: r.body.ctx, events: [] });
+      bySid.get(r.body.sid).events.push([e.type, (e.ts - START) / MINUTE, e.state]);
+    }
+  }
+  return [...bySid.entries()].map(([sid, v]) => ({ sid, ...v, events: v.events.sort((a, b) => a[1] - b[1]) }));
+}
+
+test('heartbeats keep no session alive: a visible idle tab starts a new session at its first interaction after 30 minutes', async () => {
+  const b = new Browser();
+  const p = b.open({ url: 'https://shop.example/?utm_source=news', referrer: 'https://news.example/' });
+  await b.clock.advance(40 * MINUTE); // idle and visible: beats at 1, 2, 4, 9, 19, 29 and 39 minutes
+  p.navigate('/later'); // SPA navigation changes the page, not the landing context
+  p.scrollTo(1000); // 40 minutes after the last interaction (the load)
+  await b.clock.advance(MINUTE);
+  const [first, second, ...more] = sessionsOf(b.net);
+  assert.equal(more.length, 0);
+  assert.deepEqual(first.events, [
+    ['pageview', 0, undefined],
+    ['heartbeat', 1, 'active'],
+    ['heartbeat', 2, 'idle'],
+    ['heartbeat', 4, 'idle'],
+    ['heartbeat', 9, 'idle'],
+    ['heartbeat', 19, 'idle'],
+    ['heartbeat', 29, 'idle'],
+    ['heartbeat', 39, 'idle'], // past 30 minutes: still the old session, which it does not extend
+    ['heartbeat', 40, 'idle'], // the page left by the navigation
+  ]);
+  assert.deepEqual(second.events, [
+    ['pageview', 40, undefined],
+    ['heartbeat', 41, 'active'],
+  ]);
+  assert.notEqual(second.sid, first.sid);
+  assert.equal(second.ctx.url, 'https://shop.example/later', 'a fresh landing context');
+  assert.equal(first.ctx.url, 'https://shop.example/?utm_source=news');
+  const hb = b.net.sentEvents('heartbeat').at(-1);
+  assert.equal(hb.active_ms, MINUTE, "the new session's engaged time starts at its interaction");
+});
+
+test('the session ends after exactly 30 minutes without interaction, not before', async () => {
+  for (const [idle, sessions] of [
+    [30 * MINUTE, 1],
+    [30 * MINUTE + 1, 2],
+  ]) {
+    const b = new Browser();
+    const p = b.open();
+    await b.clock.advance(5 * MINUTE);
+    p.key(); // the last interaction
+    await b.clock.advance(idle);
+    p.key();
+    await b.clock.advance(MINUTE);
+    assert.equal(new Set(b.net.posts().map((r) => r.body.sid)).size, sessions, `after ${idle} ms`);
+  }
+});
+
+test('a visitor who keeps interacting keeps the session, for hours', async () => {
+  const b = new Browser();
+  const p = b.open();
+  for (let i = 0; i < 12; i++) {
+    await b.clock.advance(25 * MINUTE); // an idle tab in between, beating
+    p.scrollTo(100 * i);
+  }
+  await b.clock.advance(MINUTE);
+  assert.equal(b.net.storedEvents('heartbeat').length > 40, true);
+  assert.equal(new Set(b.net.posts().map((r) => r.body.sid)).size, 1);
+  assert.equal(b.net.storedEvents('pageview').length, 1);
+});
+
+test('events other than heartbeats keep the session too; after 30 minutes without any, they start a new one', async () => {
+  const b = new Browser();
+  const p = b.open();
+  await b.clock.advance(20 * MINUTE);
+  p.api.track('video_progress'); // the page reports what the visitor does
+  await b.clock.advance(20 * MINUTE);
+  p.key(); // 20 minutes after the custom event: the same session
+  await b.clock.advance(35 * MINUTE);
+  p.api.track('late'); // 35 minutes after the key: a new session, starting with a pageview
+  p.api.flush();
+  await b.clock.advance(0);
+  const sessions = sessionsOf(b.net);
+  assert.equal(sessions.length, 2);
+  assert.deepEqual(
+    sessions[1].events.filter(([type]) => type !== 'heartbeat'),
+    [
+      ['pageview', 75, undefined],
+      ['custom', 75, undefined],
+    ]
+  );
+  assert.deepEqual(
+    sessions[0].events.filter(([type]) => type !== 'heartbeat').map(([type, min]) => [type, min]),
+    [
+      ['pageview', 0],
+      ['custom', 20],
+    ]
+  );
+});
+
+test('a reload after 30 idle minutes starts a new session, though the tab kept beating', async () => {
+  const b = new Browser();
+  let p = b.open();
+  await b.clock.advance(31 * MINUTE); // beats at 1, 2, 4, 9, 19 and 29 minutes
+  p = p.reload();
+  await b.clock.advance(MINUTE);
+  const sessions = sessionsOf(b.net);
+  assert.equal(sessions.length, 2);
+  assert.deepEqual(sessions[1].events, [
+    ['pageview', 31, undefined],
+    ['heartbeat', 32, 'active'],
+  ]);
+  assert.deepEqual(sessions[0].events.at(-1), ['heartbeat', 31, 'hidden'], 'the closing page: the old session');
 });
 
 test('a new ad click id starts a new session; the same one does not', async () => {
@@ -256,7 +376,7 @@ test('without localStorage (blocked) the tracker works from memory', async () =>
   const b = new Browser({ storage: 'blocked' });
   b.random = () => 0;
   let n = 0;
-  b.net.handler = () => ({ status: ++n <= 2 ? 503 : 200 });
+  b.net.handler = () => (++n <= 2 ? 'error' : { status: 200 }); // unanswered: the breaker's count lives in memory
   const p = b.open();
   p.api.track('a');
   p.click({ href: 'tel:1' });

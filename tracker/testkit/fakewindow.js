@@ -200,6 +200,7 @@ class Page {
       visibility = 'visible',
       scrollHeight = 4000,
       innerHeight = 800,
+      maxTouchPoints = 0, // a desktop without a touch screen
       tab,
       copies = 1,
       hooks = {},
@@ -266,7 +267,10 @@ class Page {
       window: win,
       document: doc,
       location,
+      // Tests set onLine to false for a visitor without a connection.
       navigator: {
+        onLine: true,
+        maxTouchPoints,
         language: 'tr-TR',
         userAgent: 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
         sendBeacon(u, body) {
@@ -306,7 +310,10 @@ class Page {
     return this.window.opsmantik;
   }
 
+  // request logs a request and, unless the browser is offline (then it goes
+  // nowhere: the log keeps it with offline: true), gets the network's answer.
   request(kind, url, init) {
+    const offline = this.window.navigator.onLine === false;
     let body = null;
     if (typeof init.body === 'string') body = JSON.parse(init.body);
     const req = {
@@ -321,11 +328,13 @@ class Page {
       at: this.clock.now,
       rawBody: init.body,
       body,
+      offline,
     };
     this.net.log.push(req);
-    return { req, res: this.net.answer(req) };
+    return { req, res: offline ? 'error' : this.net.answer(req) };
   }
 
+  // fetch fails at once while offline, as browsers' does.
   fetch(url, init) {
     if (this.closed) return new Promise(() => {});
     const { res } = this.request('fetch', url, init);
@@ -361,6 +370,17 @@ class Page {
 
   key() {
     this.window.emit('keydown', { target: this.document });
+  }
+
+  // goOffline and goOnline: the visitor's connection goes and comes back.
+  goOffline() {
+    this.window.navigator.onLine = false;
+    this.window.emit('offline');
+  }
+
+  goOnline() {
+    this.window.navigator.onLine = true;
+    this.window.emit('online');
   }
 
   hide() {
