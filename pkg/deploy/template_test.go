@@ -93,6 +93,11 @@ func TestServerlessTemplate(t *testing.T) {
 			if fn.Timeout == 0 || fn.MemorySize == 0 {
 				t.Errorf("timeout %d s, memory %d MB: set both", fn.Timeout, fn.MemorySize)
 			}
+			if name == "sync" && fn.ReservedConcurrentExecutions != 50 {
+				// The README's sizing rule: concurrency x DB_MAX_CONNS within
+				// the database's connections; a parameter changes it.
+				t.Errorf("sync reserved concurrency %d, want the default 50", fn.ReservedConcurrentExecutions)
+			}
 			if days := tpl.logRetention("/aws/lambda/opsmantik-" + stage + "-" + name); days <= 0 {
 				t.Errorf("log group has no retention")
 			}
@@ -293,7 +298,9 @@ type lambdaFunction struct {
 	Architectures []string `json:"Architectures"`
 	MemorySize    int      `json:"MemorySize"`
 	Timeout       int      `json:"Timeout"`
-	Code          struct {
+	// Reserved concurrency (sync only): bounds the database connections.
+	ReservedConcurrentExecutions int `json:"ReservedConcurrentExecutions"`
+	Code                         struct {
 		S3Key string `json:"S3Key"`
 	} `json:"Code"`
 	Environment struct {

@@ -21,8 +21,10 @@ import (
 )
 
 // Job is a scheduled job: the same function runs from EventBridge, from the
-// local scheduler in `opsmantik dev` and from `opsmantik run <job>`.
-type Job func(ctx context.Context) error
+// local scheduler in `opsmantik dev` and from `opsmantik run <job>`. It is
+// an alias, so that domain packages offer plain funcs and need not import
+// this adapter.
+type Job = func(ctx context.Context) error
 
 // HTTP loads the configuration C, builds the handler and serves Function URL
 // events with it until Lambda stops the process.
