@@ -71,7 +71,7 @@ const (
 )
 
 // syncCase: the ingest endpoint answers its health probe and stores a real
-// tracker batch (PROTOCOL.md) sent as a Function URL event; delivered again
+// tracker batch (docs/protocol.md) sent as a Function URL event; delivered again
 // to the same warm instance, it leaves the rows as they were.
 func syncCase(tb testing.TB) (map[string]string, func(*testing.T, *lambdatest.Function)) {
 	url, pool := database(tb)
@@ -181,7 +181,7 @@ func testNotificationCase(tb testing.TB) (map[string]string, func(*testing.T, *l
 	}
 }
 
-// sampleBatch is a tracker batch as PROTOCOL.md shows it: a Google Ads
+// sampleBatch is a tracker batch as docs/protocol.md shows it: a Google Ads
 // landing, a pageview, a heartbeat, a phone click and a form submission.
 func sampleBatch(site string, sid uuid.UUID, now time.Time) string {
 	ms := now.UnixMilli()

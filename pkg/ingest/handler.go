@@ -1,4 +1,4 @@
-// Package ingest is the server half of the tracker protocol (shared/docs/PROTOCOL.md):
+// Package ingest is the server half of the tracker protocol (docs/protocol.md):
 // it parses and validates batches, stores sessions and events idempotently,
 // scores each session as a lead and counts what it did for the error rate.
 package ingest

@@ -15,7 +15,7 @@ import (
 	fastjson "github.com/segmentio/encoding/json"
 )
 
-// Protocol limits (PROTOCOL.md "Limits"). Strings longer than their limit are
+// Protocol limits (docs/protocol.md, "Limits"). Strings longer than their limit are
 // truncated at a character boundary; the rest are rejections.
 const (
 	MaxBodyBytes     = 64 << 10

@@ -1,5 +1,5 @@
 // Package simulate plays realistic visits through the sync endpoint's HTTP API,
-// exactly as the tracker would send them (PROTOCOL.md, version 1): a Generator
+// exactly as the tracker would send them (docs/protocol.md, version 1): a Generator
 // makes a visitor's batches (bodies and browser headers), and Run sends many
 // visitors with bounded concurrency and summarises what the server answered.
 //
@@ -185,7 +185,7 @@ func (b Batch) Header() http.Header {
 	return h
 }
 
-// Payload is the protocol's request body (PROTOCOL.md, version 1).
+// Payload is the protocol's request body (docs/protocol.md, version 1).
 type Payload struct {
 	V        int     `json:"v"`
 	Site     string  `json:"site"`
