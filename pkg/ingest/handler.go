@@ -46,7 +46,20 @@ type Handler struct {
 	sites  *sites.Cache
 	now    func() time.Time
 	logger *slog.Logger
+	// publisher hands new conversions to the delivery queue (nil: none).
+	publisher Publisher
 }
+
+// Publisher hands conversion outbox rows to their delivery queue once the
+// transaction that created them has committed. It must not fail the
+// request: a row it could not publish stays pending, and the watchtower's
+// sweep publishes it later.
+type Publisher interface {
+	Publish(ctx context.Context, conversionIDs []string)
+}
+
+// WithPublisher publishes the conversions batches create.
+func WithPublisher(p Publisher) Option { return func(h *Handler) { h.publisher = p } }
 
 // Option changes a Handler's defaults.
 type Option func(*Handler)
@@ -227,6 +240,9 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 	if err != nil {
 		h.logger.ErrorContext(r.Context(), "sync: store failed", "site", batch.Site, "err", err)
 		return h.fail(w, r, out, http.StatusServiceUnavailable, "storage_unavailable", "")
+	}
+	if len(res.Conversions) > 0 && h.publisher != nil {
+		h.publisher.Publish(r.Context(), res.Conversions)
 	}
 	resp.Accepted, resp.Duplicates = res.Accepted(batch), res.Duplicates
 	out.accepted, out.duplicates = resp.Accepted, resp.Duplicates

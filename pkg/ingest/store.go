@@ -48,6 +48,9 @@ type Result struct {
 	SessionCreated bool
 	// LeadScore is the session's score after the batch.
 	LeadScore int
+	// Conversions are the outbox rows this batch created, to publish once
+	// the transaction has committed.
+	Conversions []string
 }
 
 // Accepted is what the response reports as accepted: new events and heartbeats.
@@ -80,7 +83,10 @@ func dataError(err error) error {
 //     each other;
 //  3. ingestSQL stores events, session and counters in one statement;
 //  4. returningSQL (with a visitor id) recomputes the visitor's returning
-//     flags from the stored sessions.
+//     flags from the stored sessions;
+//  5. conversionSQL (for a browser's batch with an ad click id) puts a
+//     qualified lead into the conversion outbox, in the same transaction
+//     that raised its score past the site's threshold.
 //
 // The lead score is a generated column (sql/0003), so it follows the
 // aggregates in the same statement that changes them.
@@ -191,6 +197,30 @@ FROM (SELECT min(started_at) AS first FROM sessions WHERE site_id = @site_id AND
 WHERE s.site_id = @site_id AND s.visitor_id = @vid::uuid AND s.is_returning <> (s.started_at > f.first)
 RETURNING s.id = @sid::uuid, s.lead_score`
 
+// conversionSQL writes the outbox rows of a qualified session: one per
+// destination the site has configured, at most one per (site, click id,
+// destination), so a click that started several sessions (a new tab, a
+// renewal after 30 minutes) converts once, and neither a replay nor a forged
+// batch can add a second. It also catches a click id or the settings that
+// arrived after the score crossed: any later batch of the session creates
+// the missing row (and the watchtower's sweep does for sessions that send no
+// more). The value is the score when the row is made, the time the session's
+// latest interaction.
+const conversionSQL = `
+INSERT INTO conversions (site_id, session_id, destination, click_id_type, click_id, visitor_id, value, currency, converted_at)
+SELECT s.site_id, s.id, d.destination, c.kind, c.id, s.visitor_id, s.lead_score, st.currency, s.last_active_at
+FROM sessions s
+JOIN sites st ON st.id = s.site_id
+CROSS JOIN LATERAL (SELECT CASE WHEN s.gclid IS NOT NULL THEN 'gclid' WHEN s.gbraid IS NOT NULL THEN 'gbraid' ELSE 'wbraid' END AS kind,
+                           coalesce(s.gclid, s.gbraid, s.wbraid) AS id) c
+CROSS JOIN LATERAL (VALUES
+    ('google_ads', st.google_ads_customer_id IS NOT NULL AND st.google_ads_conversion_action IS NOT NULL),
+    ('ga4', st.ga4_measurement_id IS NOT NULL AND st.ga4_api_secret IS NOT NULL)) d(destination, configured)
+WHERE s.site_id = @site_id AND s.id = @sid::uuid AND NOT s.is_bot AND s.lead_score > st.lead_threshold
+  AND c.id IS NOT NULL AND d.configured
+ON CONFLICT (site_id, click_id, destination) DO NOTHING
+RETURNING id::text`
+
 // statementTimeout bounds each batch's transaction on the server, below the
 // handler's deadline, so that a stuck statement ends there too.
 const statementTimeout = "4s"
@@ -207,8 +237,11 @@ func (s *Store) Save(ctx context.Context, req Request, b *Batch) (Result, error)
 	if b.VID != nil {
 		batch.Queue(returningSQL, args)
 	}
+	if mayConvert(req, b) {
+		batch.Queue(conversionSQL, args)
+	}
 	br := s.pool.SendBatch(ctx, batch)
-	res, err := readResults(br, b)
+	res, err := readResults(br, req, b)
 	if closeErr := br.Close(); err == nil && closeErr != nil {
 		err = closeErr
 	}
@@ -218,7 +251,14 @@ func (s *Store) Save(ctx context.Context, req Request, b *Batch) (Result, error)
 	return res, nil
 }
 
-func readResults(br pgx.BatchResults, b *Batch) (Result, error) {
+// mayConvert: only a browser's batch that carries an ad click id can make a
+// session convert (the landing context, click id included, comes with every
+// batch), so the others do not pay for the outbox statement.
+func mayConvert(req Request, b *Batch) bool {
+	return !req.Client.Bot && (b.Ctx.GCLID != "" || b.Ctx.WBRAID != "" || b.Ctx.GBRAID != "")
+}
+
+func readResults(br pgx.BatchResults, req Request, b *Batch) (Result, error) {
 	var res Result
 	if _, err := br.Exec(); err != nil { // statement timeout
 		return res, err
@@ -232,25 +272,37 @@ func readResults(br pgx.BatchResults, b *Batch) (Result, error) {
 		return res, err
 	}
 	res.Duplicates = b.Offered() - res.Stored
-	if b.VID == nil {
-		return res, nil
-	}
-	rows, err := br.Query()
-	if err != nil {
-		return res, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var this bool
-		var score int
-		if err := rows.Scan(&this, &score); err != nil {
+	if b.VID != nil {
+		rows, err := br.Query()
+		if err != nil {
 			return res, err
 		}
-		if this {
-			res.LeadScore = score
+		for rows.Next() {
+			var this bool
+			var score int
+			if err := rows.Scan(&this, &score); err != nil {
+				rows.Close()
+				return res, err
+			}
+			if this {
+				res.LeadScore = score
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return res, err
 		}
 	}
-	return res, rows.Err()
+	if mayConvert(req, b) {
+		rows, err := br.Query()
+		if err != nil {
+			return res, err
+		}
+		res.Conversions, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 func nullable(s string) *string {
