@@ -188,7 +188,7 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 	if origin != "" && !site.AllowsOrigin(origin) {
 		return h.fail(w, r, out, http.StatusForbidden, "origin_not_allowed", "")
 	}
-	client := ClassifyUserAgent(r.UserAgent())
+	client := ClassifyUserAgent(r.UserAgent(), batch.Ctx.Touch)
 	out.bot = client.Bot
 	resp := okBody{OK: true, Rejected: batch.Rejected}
 	if resp.Rejected == nil {
