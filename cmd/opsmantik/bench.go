@@ -38,6 +38,7 @@ func runBench(ctx context.Context, args []string) error {
 	concurrency := fs.Int("concurrency", 8, "requests in flight")
 	limit := fs.Duration("max-time", 30*time.Second, "stop a side after this long")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the HTTP side to this file")
+	uaCorpus := fs.String("ua-corpus", "pkg/ingest/testdata/ua/corpus.json", "labelled User-Agents to classify")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,6 +60,11 @@ func runBench(ctx context.Context, args []string) error {
 	fmt.Println("== ingest (3-event batches) ==")
 	fmt.Printf("parse+validate: %.2f µs/batch, %d allocs/batch (target < 20 µs)\n",
 		float64(parse.NsPerOp())/1000, parse.AllocsPerOp())
+	ua, err := ingest.MeasureUACorpusFile(*uaCorpus)
+	if err != nil {
+		return err
+	}
+	fmt.Println(ua)
 
 	httpPool, dropHTTP, err := benchDatabase(ctx, cfg.Database.URL, "http", *concurrency)
 	if err != nil {
@@ -288,7 +294,7 @@ func directSide(ctx context.Context, pool *pgxpool.Pool, n int) (func(int) error
 		}
 	}
 	store := ingest.NewStore(pool)
-	req := ingest.Request{SiteID: site.ID, Client: ingest.ClassifyUserAgent(benchUA)}
+	req := ingest.Request{SiteID: site.ID, Client: ingest.ClassifyUserAgent(benchUA, 0)}
 	return func(i int) error {
 		res, err := store.Save(ctx, req, batches[i])
 		if err == nil && res.Accepted(batches[i]) != 3 {

@@ -3,8 +3,6 @@ package ingest
 import (
 	"net/url"
 	"strings"
-
-	"github.com/mileusna/useragent"
 )
 
 // Traffic sources (DESIGN.md "Definitions").
@@ -15,14 +13,6 @@ const (
 	SourceSocial        = "social"
 	SourceReferral      = "referral"
 	SourceDirect        = "direct"
-)
-
-// Device types.
-const (
-	DeviceMobile  = "mobile"
-	DeviceTablet  = "tablet"
-	DeviceDesktop = "desktop"
-	DeviceUnknown = "unknown"
 )
 
 // paidMediums are utm_medium values that mean a paid click (besides any
@@ -39,11 +29,46 @@ var socialMediums = map[string]bool{
 }
 
 // searchEngines are registrable-name labels of search engines: a referrer
-// whose host contains one of these labels (google.com, google.com.tr,
-// www.bing.com, …) is organic search.
+// whose host has one of these labels before its last (google.com,
+// google.com.tr, www.bing.com, …) comes from the engine's site, and is
+// organic search unless it is one of the engine's other services.
 var searchEngines = []string{
 	"google", "bing", "yahoo", "duckduckgo", "yandex", "baidu", "ecosia",
 	"naver", "seznam", "startpage", "qwant", "search.brave", "ask", "aol",
+}
+
+// googleSearchHosts are the subdomains of google.<tld> that serve search
+// results: every other one (mail, docs, drive, calendar, sites, maps, news,
+// …) is a Google product that links out, a referral.
+var googleSearchHosts = map[string]bool{"": true, "www": true, "m": true, "images": true, "scholar": true}
+
+// nonSearchServices are subdomain labels of the other engines' mail and
+// document services (mail.yahoo.com, mail.yandex.ru, mail.aol.com).
+var nonSearchServices = map[string]bool{
+	"mail": true, "email": true, "webmail": true, "inbox": true, "docs": true, "drive": true,
+	"disk": true, "calendar": true, "contacts": true, "messages": true, "cloud": true,
+	"outlook": true, "blog": true, "cafe": true,
+}
+
+// appReferrers are Android apps by the package name they send as an
+// "android-app://" referrer. Any other app (Gmail is com.google.android.gm)
+// is a referral.
+var appReferrers = map[string]string{
+	"com.google.android.googlequicksearchbox": SourceOrganicSearch, // the Google app
+	"ru.yandex.searchplugin":                  SourceOrganicSearch,
+	"com.microsoft.bing":                      SourceOrganicSearch,
+	"com.facebook.katana":                     SourceSocial,
+	"com.facebook.lite":                       SourceSocial,
+	"com.facebook.orca":                       SourceSocial,
+	"com.instagram.android":                   SourceSocial,
+	"com.twitter.android":                     SourceSocial,
+	"com.linkedin.android":                    SourceSocial,
+	"com.pinterest":                           SourceSocial,
+	"com.reddit.frontpage":                    SourceSocial,
+	"com.zhiliaoapp.musically":                SourceSocial, // TikTok
+	"com.google.android.youtube":              SourceSocial,
+	"org.telegram.messenger":                  SourceSocial,
+	"com.whatsapp":                            SourceSocial,
 }
 
 // socialHosts are host suffixes of social networks.
@@ -77,6 +102,12 @@ func TrafficSource(c Context) string {
 	if medium == "organic" {
 		return SourceOrganicSearch
 	}
+	if pkg, ok := androidApp(c.Referrer); ok {
+		if src, known := appReferrers[pkg]; known {
+			return src
+		}
+		return SourceReferral
+	}
 	host := referrerHost(c.Referrer)
 	if host != "" && host != urlHost(c.URL) {
 		switch {
@@ -109,20 +140,46 @@ func isSearchEngine(host string) bool {
 	labels := strings.Split(host, ".")
 	for _, e := range searchEngines {
 		if strings.Contains(e, ".") {
-			if strings.Contains(host, e) {
-				return true
+			if i := strings.Index(host, e); i >= 0 && (i == 0 || host[i-1] == '.') {
+				return !hasNonSearchService(labels[:strings.Count(host[:i], ".")])
 			}
 			continue
 		}
 		// The engine's name is a label of the host other than the last
 		// (google.com, www.google.com.tr), so "mygoogle.com" is not one.
-		for _, l := range labels[:max(len(labels)-1, 0)] {
-			if l == e {
-				return true
+		for k, l := range labels[:max(len(labels)-1, 0)] {
+			if l != e {
+				continue
 			}
+			if e == "google" {
+				return googleSearchHosts[strings.Join(labels[:k], ".")]
+			}
+			return !hasNonSearchService(labels[:k])
 		}
 	}
 	return false
+}
+
+// hasNonSearchService reports whether the labels before an engine's name
+// (["mail"] in mail.yahoo.com) name one of its non-search services.
+func hasNonSearchService(sub []string) bool {
+	for _, l := range sub {
+		if nonSearchServices[l] {
+			return true
+		}
+	}
+	return false
+}
+
+// androidApp returns the package name of an "android-app://" referrer, which
+// Android sends for links opened from an app.
+func androidApp(raw string) (string, bool) {
+	const scheme = "android-app://"
+	if len(raw) < len(scheme) || !strings.EqualFold(raw[:len(scheme)], scheme) {
+		return "", false
+	}
+	pkg, _, _ := strings.Cut(raw[len(scheme):], "/")
+	return strings.ToLower(pkg), true
 }
 
 // referrerHost is the lower-case host of a referrer URL without "www.".
@@ -135,53 +192,8 @@ func urlHost(raw string) string {
 		return ""
 	}
 	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "android-app") {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return ""
 	}
 	return strings.TrimPrefix(strings.ToLower(u.Hostname()), "www.")
-}
-
-// Client is what the User-Agent tells about the visitor's device.
-type Client struct {
-	Bot     bool
-	Device  string
-	Browser string
-	OS      string
-}
-
-// botMarkers are lower-case substrings of User-Agents that browsers never
-// send, caught in addition to the parser's own bot list.
-var botMarkers = []string{
-	"bot", "crawl", "spider", "slurp", "headless", "phantomjs", "puppeteer", "playwright",
-	"lighthouse", "pagespeed", "python-requests", "python-urllib", "aiohttp", "go-http-client",
-	"curl/", "wget/", "okhttp", "java/", "libwww", "httpclient", "axios/", "node-fetch", "undici",
-	"scrapy", "facebookexternalhit", "uptime", "check_http",
-}
-
-// ClassifyUserAgent parses a User-Agent into device type and bot flag.
-// An empty User-Agent is a bot: every browser sends one.
-func ClassifyUserAgent(raw string) Client {
-	if strings.TrimSpace(raw) == "" {
-		return Client{Bot: true, Device: DeviceUnknown}
-	}
-	ua := useragent.Parse(raw)
-	c := Client{Bot: ua.Bot, Browser: ua.Name, OS: ua.OS, Device: DeviceUnknown}
-	lower := strings.ToLower(raw)
-	for _, m := range botMarkers {
-		if strings.Contains(lower, m) {
-			c.Bot = true
-			break
-		}
-	}
-	switch {
-	case ua.Tablet, ua.IsAndroid() && !strings.Contains(raw, "Mobile"):
-		// Android tablets send no "Mobile" token (Google's own advice for
-		// telling them from phones); the parser counts them as phones.
-		c.Device = DeviceTablet
-	case ua.Mobile:
-		c.Device = DeviceMobile
-	case ua.Desktop:
-		c.Device = DeviceDesktop
-	}
-	return c
 }

@@ -169,7 +169,7 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 	ctx, cancel := context.WithTimeout(r.Context(), DatabaseDeadline)
 	defer cancel()
 	r = r.WithContext(ctx)
-	client := ClassifyUserAgent(r.UserAgent())
+	client := ClassifyUserAgent(r.UserAgent(), 0)
 	out.bot = client.Bot
 	origin := r.Header.Get("Origin")
 	if origin != "" {
@@ -214,6 +214,10 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 	}
 	if origin != "" && !site.AllowsOrigin(origin) {
 		return h.fail(w, r, out, http.StatusForbidden, "origin_not_allowed", "")
+	}
+	if batch.Ctx.Touch > 0 {
+		// Touch points tell an iPad with a desktop User-Agent from a Mac.
+		client = ClassifyUserAgent(r.UserAgent(), batch.Ctx.Touch)
 	}
 	resp := okBody{OK: true, Rejected: batch.Rejected}
 	if resp.Rejected == nil {

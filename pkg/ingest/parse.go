@@ -36,6 +36,7 @@ const (
 	MaxPropValueLen  = 512
 	MaxFailures      = 10
 	MaxScreen        = 100000
+	MaxTouch         = 255
 	MaxActiveMS      = 24 * int64(time.Hour/time.Millisecond)
 	skewCorrectAbove = time.Minute
 )
@@ -91,6 +92,7 @@ type Context struct {
 	UTMSource, UTMMedium, UTMCampaign, UTMTerm, UTMContent string
 	Lang, TZ                                               string
 	ScreenWidth, ScreenHeight                              int
+	Touch                                                  int // navigator.maxTouchPoints, 0..MaxTouch
 }
 
 // Event is one stored (non-heartbeat) event.
@@ -184,6 +186,7 @@ type wireContext struct {
 	TZ         string   `json:"tz"`
 	SW         *float64 `json:"sw"`
 	SH         *float64 `json:"sh"`
+	Touch      *float64 `json:"touch"`
 }
 
 type wireEvent struct {
@@ -389,7 +392,17 @@ func (c *wireContext) normalise() Context {
 		TZ:           text(c.TZ, MaxTZLen),
 		ScreenWidth:  clampScreen(c.SW),
 		ScreenHeight: clampScreen(c.SH),
+		Touch:        clampTouch(c.Touch),
 	}
+}
+
+// clampTouch keeps ctx.touch in 0..MaxTouch; a negative or fractional count
+// is no count (0): it only tells iPads from Macs.
+func clampTouch(v *float64) int {
+	if v == nil || *v < 0 || *v != math.Trunc(*v) {
+		return 0
+	}
+	return int(math.Min(*v, MaxTouch))
 }
 
 func clampScreen(v *float64) int {
