@@ -21,6 +21,7 @@ import (
 
 	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/database"
+	"github.com/opsmantik/opsmantik/pkg/protocol"
 	"github.com/opsmantik/opsmantik/pkg/sites"
 )
 
@@ -102,18 +103,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-type errorBody struct {
-	OK     bool   `json:"ok"`
-	Error  string `json:"error"`
-	Detail string `json:"detail,omitempty"`
-}
-
-type okBody struct {
-	OK         bool        `json:"ok"`
-	Accepted   int         `json:"accepted"`
-	Duplicates int         `json:"duplicates"`
-	Rejected   []Rejection `json:"rejected"`
-}
+type (
+	errorBody = protocol.Refused
+	okBody    = protocol.Accepted
+)
 
 func writeJSON(w http.ResponseWriter, status int, body any) {
 	w.Header().Set("Content-Type", "application/json")

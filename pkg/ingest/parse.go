@@ -13,51 +13,46 @@ import (
 
 	"github.com/google/uuid"
 	fastjson "github.com/segmentio/encoding/json"
+
+	"github.com/opsmantik/opsmantik/pkg/protocol"
 )
 
-// Protocol limits (docs/protocol.md, "Limits"). Strings longer than their limit are
-// truncated at a character boundary; the rest are rejections.
+// The protocol's limits, event types and reasons (pkg/protocol).
 const (
-	MaxBodyBytes     = 64 << 10
-	MaxEvents        = 100
-	MaxFuture        = 10 * time.Minute
-	MaxAge           = 7 * 24 * time.Hour
-	MaxURLLen        = 2048
-	MaxTitleLen      = 512
-	MaxTargetLen     = 512
-	MaxFormLen       = 256
-	MaxUTMLen        = 256
-	MaxClickIDLen    = 512
-	MaxLangLen       = 35
-	MaxTZLen         = 64
-	MaxNameLen       = 64
-	MaxProps         = 20
-	MaxPropKeyLen    = 64
-	MaxPropValueLen  = 512
-	MaxFailures      = 10
-	MaxScreen        = 100000
-	MaxTouch         = 255
-	MaxActiveMS      = 24 * int64(time.Hour/time.Millisecond)
-	skewCorrectAbove = time.Minute
-)
+	MaxBodyBytes     = protocol.MaxBodyBytes
+	MaxEvents        = protocol.MaxEvents
+	MaxFuture        = protocol.MaxFuture
+	MaxAge           = protocol.MaxAge
+	MaxURLLen        = protocol.MaxURLLen
+	MaxTitleLen      = protocol.MaxTitleLen
+	MaxTargetLen     = protocol.MaxTargetLen
+	MaxFormLen       = protocol.MaxFormLen
+	MaxUTMLen        = protocol.MaxUTMLen
+	MaxClickIDLen    = protocol.MaxClickIDLen
+	MaxLangLen       = protocol.MaxLangLen
+	MaxTZLen         = protocol.MaxTZLen
+	MaxNameLen       = protocol.MaxNameLen
+	MaxProps         = protocol.MaxProps
+	MaxPropKeyLen    = protocol.MaxPropKeyLen
+	MaxPropValueLen  = protocol.MaxPropValueLen
+	MaxFailures      = protocol.MaxFailures
+	MaxScreen        = protocol.MaxScreen
+	MaxTouch         = protocol.MaxTouch
+	MaxActiveMS      = protocol.MaxActiveMS
+	skewCorrectAbove = protocol.SkewCorrectAbove
 
-// Event types.
-const (
-	TypePageview      = "pageview"
-	TypeHeartbeat     = "heartbeat"
-	TypePhoneClick    = "phone_click"
-	TypeWhatsAppClick = "whatsapp_click"
-	TypeFormSubmit    = "form_submit"
-	TypeCustom        = "custom"
-)
+	TypePageview      = protocol.TypePageview
+	TypeHeartbeat     = protocol.TypeHeartbeat
+	TypePhoneClick    = protocol.TypePhoneClick
+	TypeWhatsAppClick = protocol.TypeWhatsAppClick
+	TypeFormSubmit    = protocol.TypeFormSubmit
+	TypeCustom        = protocol.TypeCustom
 
-// Per-event rejection reasons, as they appear in the 200 response.
-const (
-	ReasonInvalidEvent = "invalid_event"
-	ReasonInvalidID    = "invalid_id"
-	ReasonInvalidType  = "invalid_type"
-	ReasonTSOutOfRange = "ts_out_of_range"
-	ReasonInvalidField = "invalid_field"
+	ReasonInvalidEvent = protocol.ReasonInvalidEvent
+	ReasonInvalidID    = protocol.ReasonInvalidID
+	ReasonInvalidType  = protocol.ReasonInvalidType
+	ReasonTSOutOfRange = protocol.ReasonTSOutOfRange
+	ReasonInvalidField = protocol.ReasonInvalidField
 )
 
 // Batch is a validated request body.
@@ -122,11 +117,7 @@ type Heartbeat struct {
 }
 
 // Rejection is one refused event.
-type Rejection struct {
-	Index  int    `json:"index"`
-	Reason string `json:"reason"`
-	Detail string `json:"detail,omitempty"`
-}
+type Rejection = protocol.Rejection
 
 // RequestError is a batch-level refusal: the whole request is answered with
 // Status and Code (and Detail), and nothing is stored.
@@ -146,6 +137,11 @@ func (e *RequestError) Error() string {
 func invalidPayload(format string, args ...any) *RequestError {
 	return &RequestError{Status: 400, Code: "invalid_payload", Detail: fmt.Sprintf(format, args...)}
 }
+
+// The wire* types decode protocol.Batch leniently: pointers tell a missing
+// field from a zero one, and numbers stay float64 so that a fraction or an
+// out-of-range value gets its own message. TestWireTypesMatchTheProtocol
+// holds their JSON names to pkg/protocol's.
 
 // wireHeader is the batch's fields other than its events.
 type wireHeader struct {

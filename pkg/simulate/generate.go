@@ -24,11 +24,13 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/opsmantik/opsmantik/pkg/protocol"
+
 	"github.com/opsmantik/opsmantik/pkg/ingest"
 )
 
 // ContentType is what the tracker sends, so that browsers make no CORS preflight.
-const ContentType = "text/plain;charset=UTF-8"
+const ContentType = protocol.ContentType
 
 // MaxBatchEvents is the most events the generator puts in one batch (the
 // protocol allows 100; a browser tab flushes far fewer at a time).
@@ -185,53 +187,12 @@ func (b Batch) Header() http.Header {
 	return h
 }
 
-// Payload is the protocol's request body (docs/protocol.md, version 1).
-type Payload struct {
-	V        int     `json:"v"`
-	Site     string  `json:"site"`
-	SID      string  `json:"sid"`
-	VID      string  `json:"vid,omitempty"`
-	SentAt   int64   `json:"sent_at"`
-	Failures int     `json:"failures"`
-	Channel  string  `json:"channel"`
-	Ctx      Context `json:"ctx"`
-	Events   []Event `json:"events"`
-}
-
-// Context is a session's landing context. Absent values are sent as null,
-// as the tracker does.
-type Context struct {
-	URL         string  `json:"url"`
-	Referrer    *string `json:"referrer"`
-	GCLID       *string `json:"gclid"`
-	WBRAID      *string `json:"wbraid"`
-	GBRAID      *string `json:"gbraid"`
-	UTMSource   *string `json:"utm_source"`
-	UTMMedium   *string `json:"utm_medium"`
-	UTMCampaign *string `json:"utm_campaign"`
-	UTMTerm     *string `json:"utm_term"`
-	UTMContent  *string `json:"utm_content"`
-	Lang        string  `json:"lang"`
-	TZ          string  `json:"tz"`
-	SW          int     `json:"sw"`
-	SH          int     `json:"sh"`
-}
-
-// Event is one event; which optional fields are set depends on Type.
-type Event struct {
-	ID       string         `json:"id"`
-	Type     string         `json:"type"`
-	TS       int64          `json:"ts"`
-	URL      string         `json:"url"`
-	Title    string         `json:"title,omitempty"`     // pageview
-	ActiveMS *int64         `json:"active_ms,omitempty"` // heartbeat
-	Scroll   *int           `json:"scroll,omitempty"`    // heartbeat
-	State    string         `json:"state,omitempty"`     // heartbeat
-	Target   string         `json:"target,omitempty"`    // phone_click, whatsapp_click
-	Form     string         `json:"form,omitempty"`      // form_submit
-	Name     string         `json:"name,omitempty"`      // custom
-	Props    map[string]any `json:"props,omitempty"`     // custom
-}
+// The wire types are the protocol's (pkg/protocol).
+type (
+	Payload = protocol.Batch
+	Context = protocol.Context
+	Event   = protocol.Event
+)
 
 // visitor is what stays the same when a visitor comes back.
 type visitor struct {

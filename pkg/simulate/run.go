@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/opsmantik/opsmantik/pkg/protocol"
 )
 
 // ErrFailures is returned (wrapped) by Run when any request failed with a 5xx
@@ -169,16 +171,14 @@ func newTally() *tally {
 	}}
 }
 
-// response is the sync endpoint's answer, success or error.
+// response is the sync endpoint's answer, success or error: the
+// protocol's two answers in one (OK tells a body that is not the protocol's).
 type response struct {
-	OK         *bool  `json:"ok"`
-	Accepted   int    `json:"accepted"`
-	Duplicates int    `json:"duplicates"`
-	Error      string `json:"error"`
-	Rejected   []struct {
-		Index  int    `json:"index"`
-		Reason string `json:"reason"`
-	} `json:"rejected"`
+	OK         *bool                `json:"ok"`
+	Accepted   int                  `json:"accepted"`
+	Duplicates int                  `json:"duplicates"`
+	Rejected   []protocol.Rejection `json:"rejected"`
+	Error      string               `json:"error"`
 }
 
 // play sends a visit's batches in order and reports whether it got to the
