@@ -25,6 +25,7 @@ func commands() map[string]command {
 		"run":      {"run a scheduled job once: run <job>", runJob},
 		"simulate": {"play realistic visits through the HTTP API: simulate --url URL --visitors N [--concurrency C]", runSimulate},
 		"bench":    {"print the benchmark figures", runBench},
+		"seed":     {"write realistic history into a site with COPY: seed --site ID --sessions N --days D [--seed S]", runSeed},
 	}
 }
 
