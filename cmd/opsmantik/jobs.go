@@ -24,8 +24,18 @@ import (
 // function the same schedule).
 type scheduledJob struct {
 	name  string
-	every time.Duration
-	build func(d jobDeps) lambdahost.Job
+	every time.Duration // the default interval
+	// interval, when set, reads the interval from the configuration.
+	interval func(config.Alerting) time.Duration
+	build    func(d jobDeps) lambdahost.Job
+}
+
+// period is how often `opsmantik dev` runs the job.
+func (j scheduledJob) period(a config.Alerting) time.Duration {
+	if j.interval != nil {
+		return j.interval(a)
+	}
+	return j.every
 }
 
 // jobDeps is what jobs are built from.
@@ -40,9 +50,11 @@ type jobDeps struct {
 // scheduledJobs lists every job; adding one is one line.
 func scheduledJobs() []scheduledJob {
 	return []scheduledJob{
-		{"watchtower", 15 * time.Minute, func(d jobDeps) lambdahost.Job {
-			return watchtower.New(d.pool, d.sender, d.alerting, watchtower.Options{Logger: d.logger, Now: d.now}).Job
-		}},
+		{name: "watchtower", every: 15 * time.Minute,
+			interval: func(a config.Alerting) time.Duration { return a.Interval }, // WATCHTOWER_INTERVAL
+			build: func(d jobDeps) lambdahost.Job {
+				return watchtower.New(d.pool, d.sender, d.alerting, watchtower.Options{Logger: d.logger, Now: d.now}).Job
+			}},
 	}
 }
 
@@ -110,7 +122,7 @@ func startAlerting(ctx context.Context, cfg *config.Dev, pool *pgxpool.Pool, log
 	}
 	deps := jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, logger: logger, now: time.Now}
 	for _, j := range scheduledJobs() {
-		go runEvery(ctx, logger, j.name, j.every, j.build(deps), realTicker)
+		go runEvery(ctx, logger, j.name, j.period(cfg.Alerting), j.build(deps), realTicker)
 	}
 	logger.Info("scheduled jobs running", "jobs", jobNames())
 	return nil

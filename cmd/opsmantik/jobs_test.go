@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/dbtest"
 	"github.com/opsmantik/opsmantik/pkg/telegram/telegramtest"
 )
@@ -68,6 +69,20 @@ func TestRunNamesItsJobs(t *testing.T) {
 	}
 }
 
+func TestTheWatchtowerRunsEveryWATCHTOWER_INTERVAL(t *testing.T) {
+	t.Parallel()
+	for _, j := range scheduledJobs() {
+		if j.name != "watchtower" {
+			continue
+		}
+		if got := j.period(config.Alerting{Interval: 5 * time.Minute}); got != 5*time.Minute {
+			t.Errorf("watchtower period %v with WATCHTOWER_INTERVAL=5m", got)
+		}
+		return
+	}
+	t.Fatal("no watchtower job")
+}
+
 func TestRunEveryRunsAtOnceThenOnEachTick(t *testing.T) {
 	t.Parallel()
 	ticks := make(chan time.Time)
@@ -106,7 +121,7 @@ func TestDevPrintsAlertsAndServesTestNotification(t *testing.T) {
 	addr := freeAddr(t)
 	cmd := exec.Command(binary, "dev")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+freshDatabase(t), "OPSMANTIK_ADDR="+addr,
-		"TELEGRAM_BOT_TOKEN=", "CRON_SECRET=dev-secret")
+		"TELEGRAM_BOT_TOKEN=", "CRON_SECRET=dev-secret-0123456789")
 	stderrPipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +151,7 @@ func TestDevPrintsAlertsAndServesTestNotification(t *testing.T) {
 	if code, body := post("Bearer wrong"); code != 401 {
 		t.Errorf("wrong secret: %d %s", code, body)
 	}
-	if code, body := post("Bearer dev-secret"); code != 200 || !strings.Contains(body, `"message_id":3`) {
+	if code, body := post("Bearer dev-secret-0123456789"); code != 200 || !strings.Contains(body, `"message_id":3`) {
 		t.Errorf("right secret: %d %s, want 200 with the third local message id", code, body)
 	}
 	logs.waitFor(t, "ℹ️ [INFO] hello from the test")

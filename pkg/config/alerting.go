@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Secret is a configuration value that must never be printed: fmt, %#v and
@@ -72,10 +74,21 @@ func (t Telegram) Require() error {
 // failing check is repeated.
 type Alerting struct {
 	RepeatEvery time.Duration `env:"ALERT_REPEAT_EVERY, default=6h"`
-	// WT001: no non-bot session active within this window.
+	// Interval is how often the watchtower runs: the schedule of
+	// watchtower-cron in serverless.yml (keep the two equal) and of `opsmantik
+	// dev`. No successful run for more than two intervals is an outage that
+	// the next successful run resolves (WT000).
+	Interval time.Duration `env:"WATCHTOWER_INTERVAL, default=15m"`
+	// WT001: no non-bot session started within this window (the whole
+	// installation, and per site when its history expects traffic).
 	TrafficWindow time.Duration `env:"WATCHTOWER_TRAFFIC_WINDOW, default=1h"`
-	// WT002: no non-bot session with a Google click id started within this window.
+	// WT002: no non-bot session with a Google click id started within this
+	// window (the whole installation, and per site as for WT001).
 	ClickIDWindow time.Duration `env:"WATCHTOWER_CLICK_ID_WINDOW, default=3h"`
+	// SiteMinExpected: a quiet site is judged (WT001 and WT002 per site) only
+	// when the same window of the same local hour-of-week had at least this
+	// many sessions on average over the last four weeks.
+	SiteMinExpected float64 `env:"WATCHTOWER_SITE_MIN_EXPECTED, default=5"`
 	// WT003: ingest error rate over this window above this percentage, once
 	// at least ErrorRateMinSample attempts were seen.
 	ErrorRateWindow    time.Duration `env:"WATCHTOWER_ERROR_RATE_WINDOW, default=1h"`
@@ -90,6 +103,7 @@ func (a Alerting) Validate() error {
 		v    time.Duration
 	}{
 		{"ALERT_REPEAT_EVERY", a.RepeatEvery},
+		{"WATCHTOWER_INTERVAL", a.Interval},
 		{"WATCHTOWER_TRAFFIC_WINDOW", a.TrafficWindow},
 		{"WATCHTOWER_CLICK_ID_WINDOW", a.ClickIDWindow},
 		{"WATCHTOWER_ERROR_RATE_WINDOW", a.ErrorRateWindow},
@@ -97,6 +111,12 @@ func (a Alerting) Validate() error {
 		if d.v <= 0 {
 			return fmt.Errorf("%s: must be a positive duration such as 1h, got %s", d.name, d.v)
 		}
+	}
+	if a.Interval < time.Minute {
+		return fmt.Errorf("WATCHTOWER_INTERVAL: must be at least 1m (the schedule's smallest step), got %s", a.Interval)
+	}
+	if !(a.SiteMinExpected > 0) || math.IsInf(a.SiteMinExpected, 1) {
+		return fmt.Errorf("WATCHTOWER_SITE_MIN_EXPECTED: must be a positive number of sessions, got %v", a.SiteMinExpected)
 	}
 	if a.ErrorRatePercent < 0 || a.ErrorRatePercent > 100 {
 		return fmt.Errorf("WATCHTOWER_ERROR_RATE_PERCENT: must be between 0 and 100, got %v", a.ErrorRatePercent)
@@ -127,7 +147,22 @@ type TestNotification struct {
 	CronSecret Secret `env:"CRON_SECRET"`
 }
 
-func (c *TestNotification) Validate() error { return c.Telegram.Require() }
+func (c *TestNotification) Validate() error {
+	return errors.Join(c.Telegram.Require(), c.CronSecret.validateCronSecret())
+}
+
+// MinCronSecretLength is the shortest CRON_SECRET accepted: the endpoint is
+// public, so the secret must not be guessable.
+const MinCronSecretLength = 16
+
+// validateCronSecret refuses a set but short CRON_SECRET (unset keeps the
+// endpoint closed). The message gives the length, never the value.
+func (s Secret) validateCronSecret() error {
+	if n := utf8.RuneCountInString(string(s)); s != "" && n < MinCronSecretLength {
+		return fmt.Errorf("CRON_SECRET: must be at least %d characters (e.g. openssl rand -hex 32), got %d", MinCronSecretLength, n)
+	}
+	return nil
+}
 
 // Jobs configures `opsmantik run <job>`: the same variables as the
 // watchtower function, but without a Telegram token alerts are printed to
@@ -151,5 +186,5 @@ type Cron struct {
 
 // Validate checks the alerting part of `opsmantik dev`'s configuration.
 func (c *Dev) Validate() error {
-	return errors.Join(c.Telegram.Validate(), c.Alerting.Validate())
+	return errors.Join(c.Telegram.Validate(), c.Alerting.Validate(), c.CronSecret.validateCronSecret())
 }

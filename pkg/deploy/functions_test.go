@@ -41,6 +41,9 @@ type functionCase struct {
 	// Access-Control-Allow-Origin, which browsers refuse). Otherwise the URL
 	// must have one.
 	corsByHandler bool
+	// noCORS: the endpoint is not for browsers (curl, operators): neither
+	// its handler nor its Function URL answers CORS.
+	noCORS bool
 }
 
 // functionCases covers every folder under functions/; a folder without a
@@ -49,7 +52,7 @@ func functionCases() map[string]functionCase {
 	return map[string]functionCase{
 		"sync":              {setup: syncCase, corsByHandler: true},
 		"watchtower-cron":   {setup: watchtowerCase},
-		"test-notification": {setup: testNotificationCase},
+		"test-notification": {setup: testNotificationCase, noCORS: true},
 	}
 }
 
@@ -155,8 +158,8 @@ func watchtowerCase(tb testing.TB) (map[string]string, func(*testing.T, *lambdat
 }
 
 // testNotificationCase: the operators' endpoint refuses a wrong secret and
-// delivers a test message with the right one. It sets no CORS headers: its
-// Function URL's configuration does.
+// delivers a test message with the right one. It is for curl, not browsers:
+// no CORS headers, and a browser's preflight is refused like any non-POST.
 func testNotificationCase(tb testing.TB) (map[string]string, func(*testing.T, *lambdatest.Function)) {
 	tg := telegramtest.New(tb)
 	env := telegramEnv(tg)
@@ -176,7 +179,15 @@ func testNotificationCase(tb testing.TB) (map[string]string, func(*testing.T, *l
 			t.Fatalf("right secret: %d %s, messages %+v; want 200 and the message delivered\nfunction output:\n%s", res.status, res.body, msgs, f.Logs())
 		}
 		if v := res.header.Get("Access-Control-Allow-Origin"); v != "" {
-			t.Errorf("the handler sets Access-Control-Allow-Origin %q; with the URL's CORS configuration browsers would see two", v)
+			t.Errorf("the handler sets Access-Control-Allow-Origin %q; the endpoint answers no CORS", v)
+		}
+		res = invokeHTTP(t, f, http.MethodOptions, "", map[string]string{
+			"Origin":                         "https://ops.example",
+			"Access-Control-Request-Method":  "POST",
+			"Access-Control-Request-Headers": "authorization",
+		})
+		if res.status != http.StatusMethodNotAllowed || res.header.Get("Access-Control-Allow-Origin") != "" || res.header.Get("Access-Control-Allow-Methods") != "" {
+			t.Errorf("preflight: %d %v, want 405 with no CORS headers", res.status, res.header)
 		}
 	}
 }

@@ -167,8 +167,9 @@ func packageTemplate(t *testing.T, root, dist, out string, required []string) te
 }
 
 // checkTrigger: a function whose main.go starts lambdahost.HTTP has a public
-// Function URL with CORS; one that starts lambdahost.Schedule has an
-// EventBridge schedule. Never both.
+// Function URL, with CORS unless its handler answers CORS itself or it is
+// not for browsers; one that starts lambdahost.Schedule has an EventBridge
+// schedule. Never both.
 func checkTrigger(t *testing.T, root, name, id string, tpl template) {
 	t.Helper()
 	src, err := os.ReadFile(filepath.Join(root, "functions", name, "main.go"))
@@ -189,6 +190,9 @@ func checkTrigger(t *testing.T, root, name, id string, tpl template) {
 		switch {
 		case !ok:
 			t.Errorf("functions/%s has no case in functionCases: say whether its handler answers CORS", name)
+		case c.noCORS && url.Cors != nil:
+			t.Errorf("the endpoint is not for browsers, yet the Function URL has a CORS configuration (url: true in serverless.yml), got %+v", url.Cors)
+		case c.noCORS:
 		case c.corsByHandler && url.Cors != nil:
 			t.Errorf("the handler answers CORS itself, yet the Function URL has a CORS configuration: browsers would get two Access-Control-Allow-Origin values (url: true in serverless.yml)")
 		case !c.corsByHandler && (url.Cors == nil || len(url.Cors.AllowOrigins) == 0 || len(url.Cors.AllowMethods) == 0):

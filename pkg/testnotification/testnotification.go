@@ -2,6 +2,12 @@
 // message to the Telegram chat, to prove the alert channel works end to end.
 // POST with Authorization: Bearer <CRON_SECRET> and an optional JSON body
 // {"level": "info|warning|alarm|resolved", "message": "..."}.
+//
+// It is for curl and operators, not for browsers: it answers no CORS at all
+// (no Access-Control-* headers, and a preflight is a 405 like any other
+// method but POST), so that no web page can make a visitor's browser call
+// it. Every request is logged on one line; a refused one at warning level
+// with the reason, never with the secret it presented.
 package testnotification
 
 import (
@@ -68,7 +74,7 @@ type Request struct {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	status, level, id, err := h.serve(w, r)
-	attrs := []any{"method", r.Method, "status", status}
+	attrs := []any{"method", r.Method, "status", status, "remote_addr", r.RemoteAddr}
 	if level != "" {
 		attrs = append(attrs, "level", string(level))
 	}
@@ -78,7 +84,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		attrs = append(attrs, "err", err.Error())
 	}
-	h.logger.InfoContext(r.Context(), "test notification", attrs...)
+	logLevel := slog.LevelInfo
+	if status == http.StatusUnauthorized {
+		logLevel = slog.LevelWarn // a failed attempt: operators may want to know
+	}
+	h.logger.Log(r.Context(), logLevel, "test notification", attrs...)
 }
 
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, telegram.Level, int, error) {
@@ -89,9 +99,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, telegram.L
 		w.Header().Set("Allow", http.MethodPost)
 		return reply(w, http.StatusMethodNotAllowed, "use POST"), "", 0, nil
 	}
-	if !h.authorized(r.Header.Get("Authorization")) {
+	if reason := h.refusal(r.Header.Get("Authorization")); reason != "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="opsmantik"`)
-		return reply(w, http.StatusUnauthorized, "unauthorized"), "", 0, nil
+		// The reason says what was wrong with the header, never what it held.
+		return reply(w, http.StatusUnauthorized, "unauthorized"), "", 0, errors.New(reason)
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
@@ -118,15 +129,22 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, telegram.L
 	return http.StatusOK, level, id, nil
 }
 
-// authorized compares the bearer token with the secret in constant time
-// (both hashed first, so that not even the length leaks).
-func (h *Handler) authorized(header string) bool {
+// refusal compares the bearer token with the secret in constant time (both
+// hashed first, so that not even the length leaks) and says why a request
+// is refused, or "" when it is authorized.
+func (h *Handler) refusal(header string) string {
+	if strings.TrimSpace(header) == "" {
+		return "no Authorization header"
+	}
 	scheme, token, ok := strings.Cut(strings.TrimSpace(header), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return false
+		return "Authorization is not a Bearer token"
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	return subtle.ConstantTimeCompare(got[:], h.secret[:]) == 1
+	if subtle.ConstantTimeCompare(got[:], h.secret[:]) != 1 {
+		return "wrong secret"
+	}
+	return ""
 }
 
 // ParseRequest reads the optional body: empty means an info test with the

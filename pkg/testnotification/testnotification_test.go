@@ -34,15 +34,27 @@ func TestEndpoint(t *testing.T) {
 		wantBody   string // substring
 		wantText   string // what the chat shows; empty: nothing sent
 		wantHeader [2]string
+		origin     string // a browser's Origin; the answer must carry no CORS either way
+		preflight  bool   // an OPTIONS preflight
+		wantLog    string // in the request's log line
 	}{
 		{name: "right secret, default info test", secret: secret, method: "POST", auth: "Bearer " + secret,
-			status: 200, wantBody: `{"message_id":1,"ok":true}`, wantText: "ℹ️ [INFO] Test notification from OpsMantik at 2026-11-20 12:00:00 UTC: alerts reach this chat."},
+			status: 200, wantBody: `{"message_id":1,"ok":true}`, wantText: "ℹ️ [INFO] Test notification from OpsMantik at 2026-11-20 12:00:00 UTC: alerts reach this chat.",
+			wantLog: `"level":"INFO","msg":"test notification","method":"POST","status":200,"remote_addr":"192.0.2.1:1234","level":"info","message_id":1`},
 		{name: "right secret, chosen level and hostile message", secret: secret, method: "POST", auth: "bearer  " + secret,
 			body: `{"level":"alarm","message":"WT001 <script>&"}`, status: 200, wantBody: `"ok":true`, wantText: "🚨 [CRITICAL] WT001 <script>&"},
 		{name: "wrong secret", secret: secret, method: "POST", auth: "Bearer " + secret + "x",
-			status: 401, wantBody: `"ok":false`, wantHeader: [2]string{"WWW-Authenticate", `Bearer realm="opsmantik"`}},
-		{name: "wrong scheme", secret: secret, method: "POST", auth: "Basic " + secret, status: 401},
-		{name: "missing header", secret: secret, method: "POST", status: 401},
+			status: 401, wantBody: `"ok":false`, wantHeader: [2]string{"WWW-Authenticate", `Bearer realm="opsmantik"`},
+			wantLog: `"level":"WARN","msg":"test notification","method":"POST","status":401,"remote_addr":"192.0.2.1:1234","err":"wrong secret"`},
+		{name: "a guessed secret is not logged", secret: secret, method: "POST", auth: "Bearer guessed-Secret-0123456789",
+			status: 401, wantLog: `"err":"wrong secret"`},
+		{name: "wrong scheme", secret: secret, method: "POST", auth: "Basic " + secret, status: 401,
+			wantLog: `"err":"Authorization is not a Bearer token"`},
+		{name: "missing header", secret: secret, method: "POST", status: 401, wantLog: `"level":"WARN"`},
+		{name: "from a browser page", secret: secret, method: "POST", auth: "Bearer " + secret, origin: "https://evil.example",
+			status: 200, wantText: "ℹ️ [INFO] Test notification from OpsMantik at 2026-11-20 12:00:00 UTC: alerts reach this chat."},
+		{name: "a browser's preflight", secret: secret, method: "OPTIONS", origin: "https://evil.example", preflight: true,
+			status: 405, wantHeader: [2]string{"Allow", "POST"}, wantLog: `"level":"INFO"`},
 		{name: "no secret configured", secret: "", method: "POST", auth: "Bearer ", status: 503, wantBody: "CRON_SECRET is not configured"},
 		{name: "no secret configured, any method", secret: "", method: "GET", status: 503},
 		{name: "wrong method", secret: secret, method: "GET", auth: "Bearer " + secret, status: 405, wantHeader: [2]string{"Allow", "POST"}},
@@ -71,6 +83,13 @@ func TestEndpoint(t *testing.T) {
 			if tc.auth != "" {
 				req.Header.Set("Authorization", tc.auth)
 			}
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			if tc.preflight {
+				req.Header.Set("Access-Control-Request-Method", "POST")
+				req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
+			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
 
@@ -84,6 +103,14 @@ func TestEndpoint(t *testing.T) {
 			if k := tc.wantHeader[0]; k != "" && rec.Header().Get(k) != tc.wantHeader[1] {
 				t.Errorf("%s: %q, want %q", k, rec.Header().Get(k), tc.wantHeader[1])
 			}
+			for k := range rec.Header() {
+				if strings.HasPrefix(strings.ToLower(k), "access-control-") {
+					t.Errorf("CORS header %s: %q; the endpoint answers no CORS", k, rec.Header().Get(k))
+				}
+			}
+			if !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("log %s, want it to contain %s", logs.String(), tc.wantLog)
+			}
 			msgs := srv.Messages()
 			switch {
 			case tc.wantText == "" && len(msgs) != 0:
@@ -96,7 +123,9 @@ func TestEndpoint(t *testing.T) {
 					t.Errorf("%d requests reached Telegram", srv.Requests())
 				}
 			}
-			if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), srv.Token) {
+			presented := strings.TrimSpace(strings.TrimPrefix(strings.TrimPrefix(tc.auth, "Bearer "), "Basic "))
+			if strings.Contains(logs.String(), secret) || strings.Contains(logs.String(), srv.Token) ||
+				(presented != "" && strings.Contains(logs.String(), presented)) {
 				t.Errorf("a secret is in the log: %s", logs.String())
 			}
 			if lines := strings.Count(logs.String(), "\n"); lines != 1 {

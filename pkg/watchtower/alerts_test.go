@@ -41,7 +41,7 @@ func TestAlertFiresOnceRepeatsAfterTheIntervalAndResolves(t *testing.T) {
 	// An empty database: no traffic, no click ids; too few attempts to judge the error rate.
 	r := f.run(t)
 	wantTexts(t, "first run", f.texts(0),
-		"🚨 [CRITICAL] WT001 TRAFFIC_LOSS\nNo non-bot sessions were active in the last 1h.\nactive_sessions: 0\nwindow: 1h\nFailing since 2026-11-20 12:00 UTC. Repeated every 6h",
+		"🚨 [CRITICAL] WT001 TRAFFIC_LOSS\nNo non-bot sessions started in the last 1h.\nstarted_sessions: 0\nwindow: 1h\nFailing since 2026-11-20 12:00 UTC. Repeated every 6h",
 		"🚨 [CRITICAL] WT002 GCLID_LOSS\n")
 	for code, want := range map[string]watchtower.Alert{"WT000": watchtower.AlertNone, "WT001": watchtower.AlertFired, "WT002": watchtower.AlertFired, "WT003": watchtower.AlertNone} {
 		if got := alertOf(r, code).Alert; got != want {
@@ -74,7 +74,7 @@ func TestAlertFiresOnceRepeatsAfterTheIntervalAndResolves(t *testing.T) {
 	insertSessions(t, f.pool, now, session{startedAgo: time.Minute, gclid: "Cj0KCQ"})
 	r = f.run(t)
 	wantTexts(t, "recovered", f.texts(4),
-		"✅ [RESOLVED] WT001 TRAFFIC_LOSS\nPassing again after 7h 30m (failing since 2026-11-20 12:00 UTC).\n1 non-bot sessions were active",
+		"✅ [RESOLVED] WT001 TRAFFIC_LOSS\nPassing again after 7h 30m (failing since 2026-11-20 12:00 UTC).\n1 non-bot sessions started in the last 1h.",
 		"✅ [RESOLVED] WT002 GCLID_LOSS\nPassing again after 7h 30m")
 	if got := alertOf(r, "WT001").Alert; got != watchtower.AlertResolved {
 		t.Errorf("recovered: WT001 alert %q, want resolved", got)
@@ -253,10 +253,12 @@ func TestDatabaseUnreachableIsSentWithoutTheDatabase(t *testing.T) {
 	// The checks run first: WT000 is resolved once none of them failed to query.
 	wantTexts(t, "database back", f.texts(2),
 		"🚨 [CRITICAL] WT001", "🚨 [CRITICAL] WT002",
-		"✅ [RESOLVED] WT000 DATABASE_UNREACHABLE\nThe database answers again, after 6h 45m (failing since 2026-11-20 12:00 UTC).")
+		"✅ [RESOLVED] WT000 DATABASE_UNREACHABLE\nThe database answers again, after 6h 45m (failing since 2026-11-20 12:00 UTC as seen by this process).")
 }
 
-func TestAFailingCheckQueryRaisesWT000(t *testing.T) {
+// A check whose query fails while the database answers is WT009, naming
+// the check, not WT000; the other checks go on as usual.
+func TestAFailingCheckQueryIsWT009NotWT000(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	broken := watchtower.Check{Code: "WT099", Name: "BROKEN", Level: telegram.Warning,
@@ -268,14 +270,15 @@ func TestAFailingCheckQueryRaisesWT000(t *testing.T) {
 		Measure: func(context.Context, watchtower.Querier, time.Time) (watchtower.Outcome, error) {
 			return watchtower.Outcome{Failing: true, Summary: "Always <failing> & loud.", Figures: map[string]any{"n": 1}}, nil
 		}}
-	f.w = watchtower.New(f.pool, client(t, f.srv), defaults(t), watchtower.Options{Now: f.clock.Now, Checks: []watchtower.Check{broken, always}})
+	f.w = f.watchtower(t, f.pool, broken, always)
 	r := f.run(t)
-	if alertOf(r, "WT099").Outcome != "error" || alertOf(r, "WT000").Outcome != "fail" {
+	if alertOf(r, "WT099").Outcome != "error" || alertOf(r, "WT000").Outcome != "pass" || alertOf(r, "WT009").Alert != watchtower.AlertFired {
 		t.Errorf("report %+v", r.Checks)
 	}
 	wantTexts(t, "broken check", f.texts(0),
 		"⚠️ [WARNING] WT098 ALWAYS\nAlways <failing> & loud.\nn: 1\n",
-		"🚨 [CRITICAL] WT000 DATABASE_UNREACHABLE\nThe watchtower cannot query the database. The checks above could not be judged.\nWT099 BROKEN: ")
+		"🚨 [CRITICAL] WT009 CHECK_FAILED\n1 check could not be judged (WT099 BROKEN): the database answers, but the query failed. Their own alerts are left as they were until they run again.\n"+
+			`WT099 BROKEN: ERROR: relation "no_such_table" does not exist (SQLSTATE 42P01)`+"\nFailing since 2026-11-20 12:00 UTC.")
 }
 
 func TestJobLogsOneJSONLineWithEveryCheck(t *testing.T) {
@@ -300,7 +303,7 @@ func TestJobLogsOneJSONLineWithEveryCheck(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[0]), &line); err != nil {
 		t.Fatal(err)
 	}
-	if line.Msg != "watchtower run" || line.Level != "ERROR" || line.Database != "ok" || len(line.Checks) != 4 {
+	if line.Msg != "watchtower run" || line.Level != "ERROR" || line.Database != "ok" || len(line.Checks) != 5 || line.Checks[4].Code != "WT009" {
 		t.Fatalf("log line %s", lines[0])
 	}
 	wt003 := line.Checks[3]

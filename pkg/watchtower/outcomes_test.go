@@ -30,18 +30,27 @@ func TestIngestErrorRateBelowTheMinimumSampleIsNotJudged(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		rows    []counters
+		clients []clientFailures
 		skipped bool
 	}{
-		{"no traffic", nil, true},
-		{"19 attempts, all failing", []counters{{ago: time.Minute, requests: 10, server: 10, client: 9}}, true},
-		{"exactly the minimum sample", []counters{{ago: time.Minute, requests: 20, server: 2}}, false},
-		{"enough attempts, none failing", []counters{{ago: time.Minute, requests: 100}}, false},
+		{"no traffic", nil, nil, true},
+		// 10 requests and 9 counted client failures (a's 10 are the largest, left out).
+		{"19 attempts, all failing", []counters{{ago: time.Minute, requests: 10, server: 10}},
+			[]clientFailures{{time.Minute, "a", 10}, {time.Minute, "b", 5}, {time.Minute, "c", 4}}, true},
+		{"exactly the minimum sample with client failures", []counters{{ago: time.Minute, requests: 10, server: 1}},
+			[]clientFailures{{time.Minute, "a", 10}, {time.Minute, "b", 5}, {time.Minute, "c", 5}}, false},
+		// One client alone is left out entirely: it does not make the sample either.
+		{"one client's failures do not make the sample", []counters{{ago: time.Minute, requests: 10}},
+			[]clientFailures{{time.Minute, "a", 10}, {2 * time.Minute, "a", 10}}, true},
+		{"exactly the minimum sample", []counters{{ago: time.Minute, requests: 20, server: 2}}, nil, false},
+		{"enough attempts, none failing", []counters{{ago: time.Minute, requests: 100}}, nil, false},
 	} {
 		tx, err := f.pool.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
 		insertCounters(t, tx, t0, tc.rows...)
+		insertClientFailures(t, tx, t0, tc.clients...)
 		out, err := check.Measure(ctx, tx, t0)
 		_ = tx.Rollback(ctx)
 		if err != nil {
@@ -58,9 +67,7 @@ func TestIngestErrorRateBelowTheMinimumSampleIsNotJudged(t *testing.T) {
 func TestTooLittleDataNeitherResolvesNorRepeatsAFiringAlert(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.w = watchtower.New(f.pool, client(t, f.srv), defaults(t), watchtower.Options{
-		Now: f.clock.Now, Logger: f.watchtowerLogger(), Checks: []watchtower.Check{watchtower.Checks(defaults(t))[2]},
-	})
+	f.w = f.watchtower(t, f.pool, watchtower.Checks(defaults(t))[2])
 
 	// 10 % errors over 40 attempts: WT003 fires.
 	insertCounters(t, f.pool, t0, counters{ago: time.Minute, requests: 40, server: 4})

@@ -1,25 +1,29 @@
 // Package watchtower runs the system's health checks on a schedule and tells
 // the operators through Telegram: an alarm when a check starts failing, a
 // reminder every ALERT_REPEAT_EVERY while it lasts, and RESOLVED when it is
-// over. Alert state lives in PostgreSQL (alert_state, see state.go).
+// over. Alert state lives in PostgreSQL (alert_state, see state.go), one row
+// per (check, site): the whole installation, and each site that a check
+// judges on its own (WT001 and WT002 against the site's own history, see
+// baseline.go). The sites of one check that are due go out in one message.
 //
 // A check has three outcomes: it passes, it fails, or it is skipped (not
-// judged, for want of data: WT003 below its minimum sample). Only a pass
-// resolves and only a failure fires or repeats; a skipped check leaves its
-// alert state as it is.
+// judged, for want of data: WT003 below its minimum sample, a site with no
+// history). Only a pass resolves and only a failure fires or repeats; a
+// skipped check leaves its alert state as it is.
 //
-// WT000 DATABASE_UNREACHABLE means that the checks' queries cannot reach the
-// database. An error in the alert-state bookkeeping itself (a failed update or
-// commit of alert_state) is not WT000: the run returns an error that names the
-// alert and the cause, Lambda logs it, and the next run retries.
+// A check that cannot be judged because its query failed is one of two
+// alarms: WT000 DATABASE_UNREACHABLE when the database cannot be reached (a
+// connection error, see classify.go), WT009 CHECK_FAILED, naming the check,
+// when it answered with an error or the query timed out. WT009 goes through
+// alert_state; WT000 cannot, and is resolved from the time of the last
+// successful run (watchtower_runs, see runs.go).
 //
-// Known limits of WT000: it cannot be stored in the database it reports on,
-// so its alert state lives in the memory of the process that raised it. That
-// process sends it once, repeats it every ALERT_REPEAT_EVERY and sends
-// RESOLVED when the database answers, as for every other check. A new
-// process (a cold Lambda start) knows nothing of an earlier one: it sends
-// WT000 at its first run that meets the outage, and a RESOLVED only for an
-// outage it saw itself.
+// An error in the alert-state bookkeeping itself (a failed update or commit
+// of alert_state) is neither: the run returns an error that names the alert
+// and the cause, Lambda logs it, and the next run retries.
+//
+// Each run also deletes ingest counters older than 30 days, a bounded batch
+// at a time (retention.go).
 package watchtower
 
 import (
@@ -35,25 +39,32 @@ import (
 
 	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/database"
-	"github.com/opsmantik/opsmantik/pkg/lambdahost"
 	"github.com/opsmantik/opsmantik/pkg/telegram"
 )
 
 // probeTimeout bounds the query that decides whether the database answers.
 const probeTimeout = 10 * time.Second
 
+// defaultInterval is WATCHTOWER_INTERVAL's default.
+const defaultInterval = 15 * time.Minute
+
+// defaultCheckTimeout bounds each check, so that one slow query is a WT009
+// of its own and leaves time for the others (the Lambda has 60 s).
+const defaultCheckTimeout = 15 * time.Second
+
 // Watchtower runs the checks and keeps their alert state.
 type Watchtower struct {
-	db     *pgxpool.Pool
-	sender telegram.Sender
-	checks []Check
-	repeat time.Duration
-	now    func() time.Time
-	logger *slog.Logger
+	db           *pgxpool.Pool
+	sender       telegram.Sender
+	checks       []Check
+	repeat       time.Duration
+	interval     time.Duration
+	checkTimeout time.Duration
+	now          func() time.Time
+	logger       *slog.Logger
 
 	// WT000 cannot be kept in the database it reports on. This process
-	// remembers that it raised it, so that it can send RESOLVED when the
-	// database answers again (a new process cannot know, and sends nothing).
+	// remembers that it raised it, to repeat it and to resolve it (runs.go).
 	mu                  sync.Mutex
 	unreachableSince    time.Time
 	unreachableNotified time.Time // when WT000 was last sent
@@ -61,16 +72,24 @@ type Watchtower struct {
 
 // Options are the injectable parts; zero values are the defaults.
 type Options struct {
-	Now    func() time.Time // default time.Now
-	Logger *slog.Logger     // default slog.Default()
-	Checks []Check          // default Checks(cfg)
+	Now          func() time.Time // default time.Now
+	Logger       *slog.Logger     // default slog.Default()
+	Checks       []Check          // default Checks(cfg)
+	CheckTimeout time.Duration    // default 15 s per check
 }
 
 // New returns a watchtower over db that sends through sender.
 func New(db *pgxpool.Pool, sender telegram.Sender, cfg config.Alerting, opts Options) *Watchtower {
-	w := &Watchtower{db: db, sender: sender, checks: opts.Checks, repeat: cfg.RepeatEvery, now: opts.Now, logger: opts.Logger}
+	w := &Watchtower{db: db, sender: sender, checks: opts.Checks, repeat: cfg.RepeatEvery, interval: cfg.Interval,
+		checkTimeout: opts.CheckTimeout, now: opts.Now, logger: opts.Logger}
 	if w.checks == nil {
 		w.checks = Checks(cfg)
+	}
+	if w.checkTimeout <= 0 {
+		w.checkTimeout = defaultCheckTimeout
+	}
+	if w.interval <= 0 {
+		w.interval = defaultInterval // a hand-built config.Alerting
 	}
 	if w.now == nil {
 		w.now = time.Now
@@ -82,7 +101,7 @@ func New(db *pgxpool.Pool, sender telegram.Sender, cfg config.Alerting, opts Opt
 }
 
 // FromConfig builds the scheduled job of functions/watchtower-cron.
-func FromConfig(ctx context.Context, cfg *config.Watchtower) (lambdahost.Job, error) {
+func FromConfig(ctx context.Context, cfg *config.Watchtower) (func(context.Context) error, error) {
 	pool, err := database.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
 	if err != nil {
 		return nil, err
@@ -99,16 +118,31 @@ type Report struct {
 	At       time.Time     `json:"at"`
 	Database string        `json:"database"` // ok | unreachable
 	Checks   []CheckReport `json:"checks"`
+	// Retention is how many old rows the run deleted, per table.
+	Retention map[string]int64 `json:"retention,omitempty"`
 }
 
-// CheckReport is one check in a Report.
+// CheckReport is one check in a Report. Outcome and Alert are the
+// installation's; Sites lists the sites that fail or whose alert did
+// something (the passing rest are only counted).
 type CheckReport struct {
-	Code    string         `json:"code"`
-	Name    string         `json:"name"`
-	Outcome string         `json:"outcome"` // pass | fail | error | skipped
+	Code         string         `json:"code"`
+	Name         string         `json:"name"`
+	Outcome      string         `json:"outcome"` // pass | fail | error | skipped
+	Alert        Alert          `json:"alert"`
+	Figures      map[string]any `json:"figures,omitempty"`
+	Error        string         `json:"error,omitempty"`
+	SitesJudged  int            `json:"sites_judged,omitempty"`
+	SitesFailing int            `json:"sites_failing,omitempty"`
+	Sites        []SiteReport   `json:"sites,omitempty"`
+}
+
+// SiteReport is one site's verdict and alert within a CheckReport.
+type SiteReport struct {
+	Site
+	Outcome string         `json:"outcome"` // pass | fail
 	Alert   Alert          `json:"alert"`
 	Figures map[string]any `json:"figures,omitempty"`
-	Error   string         `json:"error,omitempty"`
 }
 
 // Alert is what a run did about one check's alert.
@@ -124,13 +158,19 @@ const (
 	AlertError      Alert = "error"       // the alert state could not be read or written
 )
 
-// Sent lists the checks that sent a message in this run.
+// Sent lists the alerts that sent a message in this run: "WT001:fired" for
+// the installation, "WT001/shop1:fired" for a site.
 func (r Report) Sent() []string {
 	var codes []string
+	sent := func(a Alert) bool { return a == AlertFired || a == AlertRepeated || a == AlertResolved }
 	for _, c := range r.Checks {
-		switch c.Alert {
-		case AlertFired, AlertRepeated, AlertResolved:
+		if sent(c.Alert) {
 			codes = append(codes, c.Code+":"+string(c.Alert))
+		}
+		for _, s := range c.Sites {
+			if sent(s.Alert) {
+				codes = append(codes, c.Code+"/"+s.PublicID+":"+string(s.Alert))
+			}
 		}
 	}
 	return codes
@@ -145,11 +185,12 @@ func (w *Watchtower) Job(ctx context.Context) error {
 	for _, c := range report.Checks {
 		// A skipped check (too little data) is a quiet hour, as before it
 		// was one; with the database down WT000 fails and warns.
-		if c.Outcome != "pass" && c.Outcome != "skipped" {
+		if (c.Outcome != "pass" && c.Outcome != "skipped") || c.SitesFailing > 0 {
 			level = slog.LevelWarn
 		}
 	}
-	attrs := []any{"database", report.Database, "checks", report.Checks, "sent", report.Sent(), "ms", time.Since(start).Milliseconds()}
+	attrs := []any{"database", report.Database, "checks", report.Checks, "sent", report.Sent(),
+		"retention", report.Retention, "ms", time.Since(start).Milliseconds()}
 	if err != nil {
 		level = slog.LevelError
 		attrs = append(attrs, "err", err.Error())
@@ -161,13 +202,15 @@ func (w *Watchtower) Job(ctx context.Context) error {
 // Run measures every check and sends what is due. The error is non-nil when
 // a message could not be sent or an alert's state could not be read or
 // written (the next run retries both); a check whose query fails is reported
-// through WT000 instead, and is an error only if sending that fails too.
+// through WT000 or WT009 instead, and is an error only if sending that fails
+// too.
 func (w *Watchtower) Run(ctx context.Context) (Report, error) {
 	now := w.now().UTC()
 	report := Report{At: now, Database: "ok"}
+	wt009 := CheckFailed()
 	if err := w.probe(ctx); err != nil {
 		report.Database = "unreachable"
-		for _, c := range w.checks {
+		for _, c := range append(append([]Check(nil), w.checks...), wt009) {
 			report.Checks = append(report.Checks, CheckReport{Code: c.Code, Name: c.Name, Outcome: "skipped", Alert: AlertNone})
 		}
 		wt000, err := w.databaseUnreachable(ctx, now, []string{err.Error()}, "The other checks did not run.")
@@ -175,18 +218,81 @@ func (w *Watchtower) Run(ctx context.Context) (Report, error) {
 		return report, err
 	}
 
-	var dbErrors []string
+	var unreachable []string   // checks that could not reach the database (WT000)
+	failed := map[string]any{} // checks whose query failed otherwise (WT009)
+	var failedNames []string   // the same, in order
 	var runErrors []error
 	for _, c := range w.checks {
 		r := CheckReport{Code: c.Code, Name: c.Name}
-		out, err := c.Measure(ctx, w.db, now)
+		out, err := w.measure(ctx, c, now)
 		if err != nil {
 			r.Outcome, r.Alert, r.Error = "error", AlertNone, err.Error()
-			dbErrors = append(dbErrors, c.Code+" "+c.Name+": "+err.Error())
+			if connectionError(err) {
+				unreachable = append(unreachable, c.Code+" "+c.Name+": "+err.Error())
+			} else {
+				failed[c.Code+" "+c.Name] = err.Error()
+				failedNames = append(failedNames, c.Code+" "+c.Name)
+			}
 			report.Checks = append(report.Checks, r)
 			continue
 		}
+		runErrors = append(runErrors, w.judge(ctx, c, out, now, &r)...)
+		report.Checks = append(report.Checks, r)
+	}
+
+	// WT009: judged when every check either ran or failed with the database
+	// answering; a check that could not reach it says nothing either way.
+	out := Outcome{Summary: "Every check ran.", Figures: map[string]any{}}
+	switch {
+	case len(failed) > 0:
+		out = Outcome{Failing: true, Figures: failed,
+			Summary: fmt.Sprintf("%s could not be judged (%s): the database answers, but the query failed. Their own alerts are left as they were until they run again.",
+				plural(len(failed), "check"), strings.Join(failedNames, ", "))}
+	case len(unreachable) > 0:
+		out.Skipped = true
+	}
+	r := CheckReport{Code: wt009.Code, Name: wt009.Name}
+	runErrors = append(runErrors, w.judge(ctx, wt009, out, now, &r)...)
+	report.Checks = append(report.Checks, r)
+
+	var wt000 CheckReport
+	var err error
+	if len(unreachable) > 0 {
+		wt000, err = w.databaseUnreachable(ctx, now, unreachable, "The checks above could not be judged.")
+	} else {
+		var rerr error
+		if report.Retention, rerr = w.retain(ctx, now); rerr != nil {
+			runErrors = append(runErrors, rerr)
+		}
+		wt000, err = w.databaseAnswers(ctx, now)
+	}
+	report.Checks = append([]CheckReport{wt000}, report.Checks...)
+	return report, errors.Join(append(runErrors, err)...)
+}
+
+// measure runs one check within its time budget.
+func (w *Watchtower) measure(ctx context.Context, c Check, now time.Time) (Outcome, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.checkTimeout)
+	defer cancel()
+	return c.Measure(ctx, w.db, now)
+}
+
+// judge fires, repeats or resolves what out says, for the installation and
+// for each site, and fills r.
+func (w *Watchtower) judge(ctx context.Context, c Check, out Outcome, now time.Time, r *CheckReport) []error {
+	var errs []error
+	wrap := func(err error) error {
+		var send *sendError
+		if errors.As(err, &send) {
+			return err
+		}
+		// The bookkeeping failed, not the checks' queries: an error for
+		// the job, not a WT000 to the operators.
+		return fmt.Errorf("%s %s alert state: %w", c.Code, c.Name, err)
+	}
+	if !out.SitesOnly {
 		r.Figures = out.Figures
+		var err error
 		switch {
 		case out.Skipped:
 			// Not judged: no message, and the alert state is not touched.
@@ -200,26 +306,33 @@ func (w *Watchtower) Run(ctx context.Context) (Report, error) {
 		}
 		if err != nil {
 			r.Error = err.Error()
-			if r.Alert == AlertSendFailed {
-				runErrors = append(runErrors, err)
-			} else {
-				// The bookkeeping failed, not the checks' queries: an
-				// error for the job, not a WT000 to the operators.
-				runErrors = append(runErrors, fmt.Errorf("%s %s alert state: %w", c.Code, c.Name, err))
-			}
+			errs = append(errs, wrap(err))
 		}
-		report.Checks = append(report.Checks, r)
-	}
-
-	var wt000 CheckReport
-	var err error
-	if len(dbErrors) > 0 {
-		wt000, err = w.databaseUnreachable(ctx, now, dbErrors, "The checks above could not be judged.")
 	} else {
-		wt000, err = w.databaseAnswers(ctx, now)
+		r.Outcome, r.Alert = "pass", AlertNone
 	}
-	report.Checks = append([]CheckReport{wt000}, report.Checks...)
-	return report, errors.Join(append(runErrors, err)...)
+	if len(out.Sites) == 0 {
+		return errs
+	}
+	r.SitesJudged = len(out.Sites)
+	for _, s := range out.Sites {
+		if s.Failing {
+			r.SitesFailing++
+		}
+	}
+	if out.SitesOnly && r.SitesFailing > 0 {
+		r.Outcome = "fail"
+	}
+	sites, siteErrs := w.judgeSites(ctx, c, out, now)
+	r.Sites = sites
+	for _, err := range siteErrs {
+		if r.Error != "" {
+			r.Error += "; "
+		}
+		r.Error += err.Error()
+		errs = append(errs, wrap(err))
+	}
+	return errs
 }
 
 func (w *Watchtower) probe(ctx context.Context) error {
@@ -227,56 +340,4 @@ func (w *Watchtower) probe(ctx context.Context) error {
 	defer cancel()
 	var one int
 	return w.db.QueryRow(ctx, "SELECT 1").Scan(&one)
-}
-
-// databaseUnreachable sends WT000 when this process first meets the outage
-// and again every ALERT_REPEAT_EVERY while it lasts.
-func (w *Watchtower) databaseUnreachable(ctx context.Context, now time.Time, problems []string, consequence string) (CheckReport, error) {
-	c := DatabaseUnreachable()
-	r := CheckReport{Code: c.Code, Name: c.Name, Outcome: "fail", Alert: AlertFired, Error: strings.Join(problems, "; ")}
-	w.mu.Lock()
-	if w.unreachableSince.IsZero() {
-		w.unreachableSince = now
-	}
-	since, notified := w.unreachableSince, w.unreachableNotified
-	w.mu.Unlock()
-	if !notified.IsZero() {
-		if now.Sub(notified) < w.repeat {
-			r.Alert = AlertNotDue
-			return r, nil
-		}
-		r.Alert = AlertRepeated
-	}
-	text := fmt.Sprintf("%s %s\nThe watchtower cannot query the database. %s\n%s\nFailing since %s (as seen by this process).",
-		c.Code, c.Name, consequence, strings.Join(problems, "\n"), formatTime(since))
-	if _, err := w.sender.SendMessage(ctx, text, c.Level); err != nil {
-		r.Alert = AlertSendFailed
-		return r, fmt.Errorf("send %s %s: %w", c.Code, c.Name, err)
-	}
-	w.mu.Lock()
-	w.unreachableNotified = now
-	w.mu.Unlock()
-	return r, nil
-}
-
-// databaseAnswers resolves WT000 if this process raised it.
-func (w *Watchtower) databaseAnswers(ctx context.Context, now time.Time) (CheckReport, error) {
-	c := DatabaseUnreachable()
-	r := CheckReport{Code: c.Code, Name: c.Name, Outcome: "pass", Alert: AlertNone}
-	w.mu.Lock()
-	since := w.unreachableSince
-	w.mu.Unlock()
-	if since.IsZero() {
-		return r, nil
-	}
-	text := fmt.Sprintf("%s %s\nThe database answers again, after %s (failing since %s).", c.Code, c.Name, humanDuration(now.Sub(since)), formatTime(since))
-	if _, err := w.sender.SendMessage(ctx, text, telegram.Resolved); err != nil {
-		r.Alert = AlertSendFailed
-		return r, fmt.Errorf("send %s %s resolved: %w", c.Code, c.Name, err)
-	}
-	w.mu.Lock()
-	w.unreachableSince, w.unreachableNotified = time.Time{}, time.Time{}
-	w.mu.Unlock()
-	r.Alert = AlertResolved
-	return r, nil
 }

@@ -67,6 +67,7 @@ func client(t *testing.T, srv *telegramtest.Server) *telegram.Client {
 }
 
 type fixture struct {
+	cfg   config.Alerting
 	pool  *pgxpool.Pool
 	srv   *telegramtest.Server
 	clock *clock
@@ -77,13 +78,17 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	f := &fixture{pool: dbtest.New(t), srv: telegramtest.New(t), clock: &clock{now: t0}, logs: &bytes.Buffer{}}
+	f.cfg = defaults(t)
+	// These tests skip hours between runs; a skipped run is not an outage
+	// here (WT000's gaps have tests of their own, runs_test.go).
+	f.cfg.Interval = 24 * time.Hour
 	f.w = f.watchtower(t, f.pool)
 	return f
 }
 
-func (f *fixture) watchtower(t *testing.T, pool *pgxpool.Pool) *watchtower.Watchtower {
-	return watchtower.New(pool, client(t, f.srv), defaults(t), watchtower.Options{
-		Now: f.clock.Now, Logger: f.watchtowerLogger(),
+func (f *fixture) watchtower(t *testing.T, pool *pgxpool.Pool, checks ...watchtower.Check) *watchtower.Watchtower {
+	return watchtower.New(pool, client(t, f.srv), f.cfg, watchtower.Options{
+		Now: f.clock.Now, Logger: f.watchtowerLogger(), Checks: checks,
 	})
 }
 
@@ -154,19 +159,79 @@ func insertSessions(t *testing.T, db watchtowerDB, now time.Time, sessions ...se
 	}
 }
 
+// counters is one ingest_counters row: the server part of the error rate.
 type counters struct {
-	ago                      time.Duration
-	shard                    int
-	requests, server, client int64
+	ago              time.Duration
+	shard            int
+	requests, server int64
 }
 
 func insertCounters(t *testing.T, db watchtowerDB, now time.Time, rows ...counters) {
 	t.Helper()
 	for _, c := range rows {
 		_, err := db.Exec(context.Background(), `
-			INSERT INTO ingest_counters (bucket, shard, requests, server_failures, client_failures)
-			VALUES (date_trunc('minute', $1::timestamptz), $2, $3, $4, $5)`,
-			now.Add(-c.ago), c.shard, c.requests, c.server, c.client)
+			INSERT INTO ingest_counters (bucket, shard, requests, server_failures)
+			VALUES (date_trunc('minute', $1::timestamptz), $2, $3, $4)`,
+			now.Add(-c.ago), c.shard, c.requests, c.server)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// clientFailures is one ingest_client_failures row: what one client (a
+// hash of its IP address) reported in one minute.
+type clientFailures struct {
+	ago      time.Duration
+	client   string
+	failures int64
+}
+
+func insertClientFailures(t *testing.T, db watchtowerDB, now time.Time, rows ...clientFailures) {
+	t.Helper()
+	for _, c := range rows {
+		_, err := db.Exec(context.Background(), `
+			INSERT INTO ingest_client_failures (bucket, client, failures)
+			VALUES (date_trunc('minute', $1::timestamptz), $2, $3)
+			ON CONFLICT (bucket, client) DO UPDATE SET failures = ingest_client_failures.failures + EXCLUDED.failures`,
+			now.Add(-c.ago), c.client, c.failures)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// addSite creates a site for the per-site checks.
+func addSite(t *testing.T, db watchtowerDB, publicID, name, tz string) watchtower.Site {
+	t.Helper()
+	s := watchtower.Site{PublicID: publicID, Name: name}
+	err := db.QueryRow(context.Background(), `
+		INSERT INTO sites (public_id, name, timezone) VALUES ($1, $2, $3) RETURNING id`, publicID, name, tz).Scan(&s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// siteSessions are n sessions of one site that started at one time.
+type siteSessions struct {
+	at      time.Time
+	n       int
+	clickID bool
+	bot     bool
+}
+
+func insertSiteSessions(t *testing.T, db watchtowerDB, site watchtower.Site, rows ...siteSessions) {
+	t.Helper()
+	for _, r := range rows {
+		source, gclid := "direct", ""
+		if r.clickID {
+			source, gclid = "google_ads", "Cj0KCQ"
+		}
+		_, err := db.Exec(context.Background(), `
+			INSERT INTO sessions (site_id, id, started_at, last_seen_at, last_active_at, gclid, is_bot, traffic_source, device_type)
+			SELECT $1, gen_random_uuid(), $2, $2, $2, nullif($3, ''), $4, $5, 'desktop' FROM generate_series(1, $6::int)`,
+			site.ID, r.at, gclid, r.bot, source, r.n)
 		if err != nil {
 			t.Fatal(err)
 		}
