@@ -14,11 +14,21 @@ dev: deps
 	@go build -o .build/opsmantik ./cmd/opsmantik && \
 	export DATABASE_URL="$$($(DB))" && exec .build/opsmantik dev
 
+# The suites that run a second and third time through a real PgBouncer in
+# transaction mode (pkg/dbtest), once per pgx exec mode a pooler allows.
+POOLED_PKGS := ./pkg/dbtest/ ./pkg/ingest/ ./pkg/watchtower/ ./cmd/opsmantik/
+
 test: deps
 	@export DATABASE_URL="$$($(DB))"; \
 	$(OSLS) --version >/dev/null && \
+	scripts/ensure-pgbouncer.sh && \
+	scripts/ensure-pg-cron.sh && \
 	go vet ./... && \
 	go test -race -count=1 ./... && \
+	for mode in exec simple_protocol; do \
+	  echo "go test through PgBouncer (transaction mode), default_query_exec_mode=$$mode"; \
+	  OPSMANTIK_TEST_PGBOUNCER=$$mode go test -race -count=1 -timeout=5m $(POOLED_PKGS) || exit 1; \
+	done && \
 	tracker/scripts/ensure-browser.sh && \
 	node --test tracker/test/ && \
 	node --test --test-concurrency=1 tracker/e2e/

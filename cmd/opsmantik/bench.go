@@ -39,6 +39,7 @@ func runBench(ctx context.Context, args []string) error {
 	limit := fs.Duration("max-time", 30*time.Second, "stop a side after this long")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the HTTP side to this file")
 	uaCorpus := fs.String("ua-corpus", "pkg/ingest/testdata/ua/corpus.json", "labelled User-Agents to classify")
+	ceiling := addCeilingFlags(fs) // bench_ceiling.go
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,11 +92,16 @@ func runBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Through PgBouncer (bench_pooler.go): reported, not fatal, when it fails.
+	pooled := pooledSide(ctx, cfg.Database.URL, total, *concurrency)
+	defer pooled.close()
+	hotBefore, hotErr := readSessionUpdates(ctx, httpPool)
 	for _, do := range []func(int) error{httpDo, directDo} {
 		if _, err := drive(0, warm, *concurrency, *limit, do); err != nil {
 			return err
 		}
 	}
+	pooled.warmUp(0, warm, *concurrency, *limit)
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err != nil {
@@ -120,10 +126,14 @@ func runBench(ctx context.Context, args []string) error {
 			return err
 		}
 		a, b = a.add(ra), b.add(rb)
+		pooled.drive(from, to, *concurrency, *limit/time.Duration(rounds))
 	}
 	fmt.Printf("(a) HTTP over loopback: %s\n", a)
 	fmt.Printf("(b) direct pgx, same SQL: %s\n", b)
 	fmt.Printf("ratio a/b: %.2f (target ≥ 0.60)\n", a.perSecond()/b.perSecond())
+	pooled.report("c", a)
+	reportHOT(ctx, httpPool, hotBefore, hotErr)
+	reportCeiling(ctx, cfg.Database.URL, ceiling, a)
 	return nil
 }
 
@@ -200,7 +210,9 @@ func benchBodies(n int) [][]byte {
 		if i%4 == 0 {
 			sid = uuid.New()
 		}
-		out[i] = benchBody(sid, i, now)
+		// A session's batches are 15 s apart, so that each one moves
+		// last_seen_at as a real visit does (what HOT updates depend on).
+		out[i] = benchBody(sid, i, now.Add(time.Duration(i%4-3)*15*time.Second))
 	}
 	return out
 }

@@ -120,7 +120,7 @@ func TestDevPrintsAlertsAndServesTestNotification(t *testing.T) {
 	t.Parallel()
 	addr := freeAddr(t)
 	cmd := exec.Command(binary, "dev")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+freshDatabase(t), "OPSMANTIK_ADDR="+addr,
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+devDatabase(t), "OPSMANTIK_ADDR="+addr,
 		"TELEGRAM_BOT_TOKEN=", "CRON_SECRET=dev-secret-0123456789")
 	stderrPipe, err := cmd.StderrPipe()
 	if err != nil {

@@ -4,6 +4,12 @@
 // user postgres). A migrated template is made once per test binary; every
 // call to New clones it and drops the clone when the test ends, so tests are
 // independent and can run in parallel.
+//
+// With OPSMANTIK_TEST_PGBOUNCER set to exec or simple_protocol, the test
+// binary runs a real PgBouncer in transaction mode in front of that server
+// (pooler.go): New and URL then go through it with pgx's
+// default_query_exec_mode set to that mode, while creating, cloning and
+// dropping databases stays on a direct connection (DirectURL).
 package dbtest
 
 import (
@@ -40,8 +46,20 @@ func ServerURL() string {
 	return DefaultURL
 }
 
-// URL returns the connection URL for database name on the test server.
+// URL returns the connection URL for database name: through PgBouncer in
+// pooler mode (see Pooled), otherwise the same as DirectURL. Tests that run
+// the CLI pass it as DATABASE_URL, so that the CLI goes through the pooler too.
 func URL(name string) string {
+	if p := pooler(); p != nil {
+		return p.URL(name, Pooled())
+	}
+	return DirectURL(name)
+}
+
+// DirectURL returns the URL for database name on the test server itself,
+// never through the pooler: for what must not go through a transaction-mode
+// pooler (creating databases, running migrations).
+func DirectURL(name string) string {
 	u, err := url.Parse(ServerURL())
 	if err != nil {
 		panic(err)
@@ -51,7 +69,7 @@ func URL(name string) string {
 }
 
 func adminConn(ctx context.Context) (*pgx.Conn, error) {
-	return pgx.Connect(ctx, URL("postgres"))
+	return pgx.Connect(ctx, DirectURL("postgres"))
 }
 
 func makeTemplate() (string, error) {
@@ -66,7 +84,7 @@ func makeTemplate() (string, error) {
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		return "", fmt.Errorf("dbtest: create template: %w", err)
 	}
-	pool, err := pgxpool.New(ctx, URL(name))
+	pool, err := pgxpool.New(ctx, DirectURL(name))
 	if err != nil {
 		return "", err
 	}
@@ -109,7 +127,8 @@ func Name(tb testing.TB) string {
 	return name
 }
 
-// New creates a fresh migrated database and returns a pool on it.
+// New creates a fresh migrated database and returns a pool on it (through
+// PgBouncer in pooler mode).
 func New(tb testing.TB) *pgxpool.Pool {
 	tb.Helper()
 	name := Name(tb)
@@ -133,16 +152,30 @@ func drop(name string) {
 }
 
 // DropTemplate removes this binary's template database; call it from TestMain
-// after m.Run. Leaving it behind is harmless but untidy.
+// after m.Run. Leaving it behind is harmless but untidy. Run does this and
+// also stops the pooler.
 func DropTemplate() {
 	if templateName != "" {
 		drop(templateName)
 	}
 }
 
-// Main runs a package's tests and then drops the template database.
-func Main(m *testing.M) {
+// Run runs a package's tests and returns their exit code: in pooler mode it
+// starts PgBouncer first (and fails the run at once when it cannot), then
+// drops the template database and stops PgBouncer. For a TestMain that has
+// more to do; Main is the usual one.
+func Run(m *testing.M) int {
+	if os.Getenv(PoolerEnv) != "" {
+		if err := startPooler(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	code := m.Run()
 	DropTemplate()
-	os.Exit(code)
+	stopPooler()
+	return code
 }
+
+// Main runs a package's tests and then cleans up (see Run).
+func Main(m *testing.M) { os.Exit(Run(m)) }
