@@ -14,7 +14,7 @@ import (
 
 // CounterShards is the number of rows each minute's ingest counters are
 // spread over, so that concurrent requests rarely wait on one row lock.
-const CounterShards = 16
+const CounterShards = 64
 
 // MaxSessionFailures bounds the client-reported failures one session adds to
 // the ingest error rate over its whole life, so that no single tab can move
@@ -91,9 +91,11 @@ func dataError(err error) error {
 // The lead score is a generated column (sql/0003), so it follows the
 // aggregates in the same statement that changes them.
 
-const timeoutSQL = `SELECT set_config('statement_timeout', @timeout, true)`
-
-const visitorLockSQL = `SELECT pg_advisory_xact_lock(hashtextextended(@visitor_lock::text, 0))`
+// timeoutSQL opens every batch; with a visitor id it also takes the lock.
+const (
+	timeoutSQL     = `SELECT set_config('statement_timeout', @timeout::text, true)`
+	visitorLockSQL = `SELECT set_config('statement_timeout', @timeout::text, true), pg_advisory_xact_lock(hashtextextended(@visitor_lock::text, 0))`
+)
 
 // ingestSQL: the session's stored clock skew (or, for a new session, this
 // attempt's) corrects the client times; events go in with ON CONFLICT DO
@@ -221,6 +223,14 @@ WHERE s.site_id = @site_id AND s.id = @sid::uuid AND NOT s.is_bot AND s.lead_sco
 ON CONFLICT (site_id, click_id, destination) DO NOTHING
 RETURNING id::text`
 
+var (
+	timeoutQuery     = compileNamed(timeoutSQL)
+	visitorLockQuery = compileNamed(visitorLockSQL)
+	ingestQuery      = compileNamed(ingestSQL)
+	returningQuery   = compileNamed(returningSQL)
+	conversionQuery  = compileNamed(conversionSQL)
+)
+
 // statementTimeout bounds each batch's transaction on the server, below the
 // handler's deadline, so that a stuck statement ends there too.
 const statementTimeout = "4s"
@@ -229,16 +239,17 @@ const statementTimeout = "4s"
 func (s *Store) Save(ctx context.Context, req Request, b *Batch) (Result, error) {
 	args := ingestArgs(req, b)
 	batch := &pgx.Batch{}
-	batch.Queue(timeoutSQL, pgx.NamedArgs{"timeout": statementTimeout})
 	if b.VID != nil {
-		batch.Queue(visitorLockSQL, args)
+		batch.Queue(visitorLockQuery.sql, visitorLockQuery.args(args)...)
+	} else {
+		batch.Queue(timeoutQuery.sql, timeoutQuery.args(args)...)
 	}
-	batch.Queue(ingestSQL, args)
+	batch.Queue(ingestQuery.sql, ingestQuery.args(args)...)
 	if b.VID != nil {
-		batch.Queue(returningSQL, args)
+		batch.Queue(returningQuery.sql, returningQuery.args(args)...)
 	}
 	if mayConvert(req, b) {
-		batch.Queue(conversionSQL, args)
+		batch.Queue(conversionQuery.sql, conversionQuery.args(args)...)
 	}
 	br := s.pool.SendBatch(ctx, batch)
 	res, err := readResults(br, req, b)
@@ -260,13 +271,8 @@ func mayConvert(req Request, b *Batch) bool {
 
 func readResults(br pgx.BatchResults, req Request, b *Batch) (Result, error) {
 	var res Result
-	if _, err := br.Exec(); err != nil { // statement timeout
+	if _, err := br.Exec(); err != nil { // statement timeout (and visitor lock)
 		return res, err
-	}
-	if b.VID != nil {
-		if _, err := br.Exec(); err != nil { // visitor lock
-			return res, err
-		}
 	}
 	if err := br.QueryRow().Scan(&res.SessionCreated, &res.Stored, &res.LeadScore); err != nil {
 		return res, err
@@ -331,7 +337,7 @@ func nullableTime(t time.Time) *time.Time {
 // ingestArgs names the statements' parameters. Arrays go as text (uuid and
 // jsonb cast in SQL), so that every pgx exec mode, and a pooler that keeps no
 // prepared statements, encodes them the same way.
-func ingestArgs(req Request, b *Batch) pgx.NamedArgs {
+func ingestArgs(req Request, b *Batch) map[string]any {
 	n := len(b.Events)
 	ids := make([]string, n)
 	types := make([]string, n)
@@ -350,7 +356,8 @@ func ingestArgs(req Request, b *Batch) pgx.NamedArgs {
 	}
 	c := b.Ctx
 	hb := b.Heartbeat
-	return pgx.NamedArgs{
+	return map[string]any{
+		"timeout": statementTimeout,
 		"site_id": req.SiteID, "sid": b.SID.String(), "vid": vid, "visitor_lock": lock,
 		"ids": ids, "types": types, "times": times, "urls": urls, "data": data,
 		"skew_ms":    b.Skew.Milliseconds(),
