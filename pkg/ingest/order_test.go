@@ -205,3 +205,34 @@ func TestClientFailuresAreCappedPerSession(t *testing.T) {
 		t.Fatalf("session records %d failures, want %d", n, MaxSessionFailures)
 	}
 }
+
+// TestAServerFailureIsCountedOnceEndToEnd: the server counts its own 5xx;
+// the tracker reports only unanswered attempts (a 5xx is an answer), so the
+// retry that succeeds carries failures: 0 and the error rate sees one
+// failure in two attempts, not two.
+func TestAServerFailureIsCountedOnceEndToEnd(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.pool.Exec(ctx, `ALTER TABLE events RENAME TO events_away`); err != nil {
+		t.Fatal(err)
+	}
+	batch := body(t, map[string]any{"failures": 0})
+	if r := e.post(t, batch); r.status != 503 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	if _, err := e.pool.Exec(ctx, `ALTER TABLE events_away RENAME TO events`); err != nil {
+		t.Fatal(err)
+	}
+	// The tracker's retry after a 5xx: failures stays 0 (tracker/test: "a
+	// network error, then a 5xx, then a 200 reports exactly 1").
+	if r := e.post(t, batch); r.status != 200 {
+		t.Fatalf("%d %s", r.status, r.raw)
+	}
+	var requests, server, client int
+	if err := e.pool.QueryRow(ctx, `SELECT sum(requests), sum(server_failures), sum(client_failures) FROM ingest_counters`).Scan(&requests, &server, &client); err != nil {
+		t.Fatal(err)
+	}
+	if requests != 2 || server+client != 1 {
+		t.Fatalf("requests %d, server failures %d, client failures %d: want 2 attempts, 1 failure", requests, server, client)
+	}
+}
