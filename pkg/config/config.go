@@ -88,8 +88,9 @@ type Dev struct {
 	CronSecret Secret `env:"CRON_SECRET"`
 }
 
-// CLI configures the command line's database commands (migrate, site); `run` uses Jobs.
+// CLI configures the command line's database commands (migrate, site, stats); `run` uses Jobs.
 type CLI struct {
-	Database Database
-	Log      Log
+	Database  Database
+	Log       Log
+	Analytics Analytics
 }
