@@ -50,6 +50,7 @@ func functionCases() map[string]functionCase {
 		"sync":              {setup: syncCase, corsByHandler: true},
 		"watchtower-cron":   {setup: watchtowerCase},
 		"test-notification": {setup: testNotificationCase},
+		"stats":             {setup: statsCase, corsByHandler: true},
 	}
 }
 
