@@ -17,6 +17,7 @@ dev: deps
 test: deps
 	@export DATABASE_URL="$$($(DB))"; \
 	$(OSLS) --version >/dev/null && \
+	scripts/ensure-pgcron.sh && \
 	go vet ./... && \
 	go test -race -count=1 ./... && \
 	tracker/scripts/ensure-browser.sh && \
