@@ -15,6 +15,7 @@ import (
 	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/database"
 	"github.com/opsmantik/opsmantik/pkg/sites"
+	"github.com/opsmantik/opsmantik/pkg/stats"
 )
 
 // openDB loads the CLI configuration, sets the JSON logger and opens the pool.
@@ -40,7 +41,13 @@ func runMigrate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	pool.Close()
+	defer pool.Close()
+	// The hourly refresh of the daily analytics, when the server has pg_cron.
+	cron, err := stats.ScheduleRefresh(ctx, pool, cfg.Database.URL, cfg.Analytics.RefreshSchedule)
+	if err != nil {
+		return err
+	}
+	fmt.Println(cron)
 	return nil
 }
 
@@ -52,7 +59,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runSite(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: opsmantik site add --public-id ID --domain D [--domain D...] [--timezone TZ] [--currency C] [--name N] | opsmantik site list")
+		return errors.New(siteUsage)
 	}
 	switch args[0] {
 	case "add":
@@ -76,11 +83,12 @@ func runSite(ctx context.Context, args []string) error {
 			return err
 		}
 		defer pool.Close()
-		s, err := sites.Add(ctx, pool, n)
+		s, key, err := sites.AddWithKey(ctx, pool, n)
 		if err != nil {
 			return err
 		}
-		return printJSON(s)
+		// The key is shown this once; only its hash is stored.
+		return printJSON(siteWithKey{Site: s, APIKey: key})
 	case "list":
 		pool, err := openDB(ctx)
 		if err != nil {
@@ -95,8 +103,12 @@ func runSite(ctx context.Context, args []string) error {
 			list = []sites.Site{}
 		}
 		return printJSON(list)
+	case "set":
+		return runSiteSet(ctx, args[1:])
+	case "rotate-key":
+		return runSiteRotateKey(ctx, args[1:])
 	default:
-		return fmt.Errorf("unknown site command %q (add, list)", args[0])
+		return fmt.Errorf("unknown site command %q (add, list, set, rotate-key)", args[0])
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/opsmantik/opsmantik/pkg/database"
 	"github.com/opsmantik/opsmantik/pkg/ingest"
 	"github.com/opsmantik/opsmantik/pkg/sites"
+	"github.com/opsmantik/opsmantik/pkg/stats"
 	"github.com/opsmantik/opsmantik/tracker"
 )
 
@@ -45,6 +46,7 @@ func runDev(ctx context.Context, args []string) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/api/sync", ingest.New(pool))
+	mux.Handle("/api/stats", stats.New(pool, logger))
 	mux.HandleFunc("GET /ux-core.js", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
@@ -63,7 +65,7 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("opsmantik dev: serving", "url", "http://"+ln.Addr().String(), "sync", "/api/sync", "tracker", "/ux-core.js")
+	logger.Info("opsmantik dev: serving", "url", "http://"+ln.Addr().String(), "sync", "/api/sync", "stats", "/api/stats", "tracker", "/ux-core.js")
 	fmt.Printf("OpsMantik is running at http://%s (demo page), ingest at /api/sync. Ctrl-C stops it.\n", ln.Addr())
 
 	errc := make(chan error, 1)

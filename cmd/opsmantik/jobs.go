@@ -14,6 +14,7 @@ import (
 	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/database"
 	"github.com/opsmantik/opsmantik/pkg/lambdahost"
+	"github.com/opsmantik/opsmantik/pkg/stats"
 	"github.com/opsmantik/opsmantik/pkg/telegram"
 	"github.com/opsmantik/opsmantik/pkg/testnotification"
 	"github.com/opsmantik/opsmantik/pkg/watchtower"
@@ -45,6 +46,8 @@ type jobDeps struct {
 	alerting config.Alerting
 	logger   *slog.Logger
 	now      func() time.Time
+	// trigger names the host in analytics_refreshes: cli or dev.
+	trigger string
 }
 
 // scheduledJobs lists every job; adding one is one line.
@@ -54,6 +57,11 @@ func scheduledJobs() []scheduledJob {
 			interval: func(a config.Alerting) time.Duration { return a.Interval }, // WATCHTOWER_INTERVAL
 			build: func(d jobDeps) lambdahost.Job {
 				return watchtower.New(d.pool, d.sender, d.alerting, watchtower.Options{Logger: d.logger, Now: d.now}).Job
+			}},
+		// pg_cron refreshes deployed databases; the local stack does it itself.
+		{name: "refresh-analytics", every: time.Hour,
+			build: func(d jobDeps) lambdahost.Job {
+				return stats.RefreshJob(d.pool, d.trigger, d.logger)
 			}},
 	}
 }
@@ -101,7 +109,7 @@ func runJobWith(ctx context.Context, l envconfig.Lookuper, args []string) error 
 	if err != nil {
 		return err
 	}
-	return job.build(jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, logger: logger, now: time.Now})(ctx)
+	return job.build(jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, logger: logger, now: time.Now, trigger: stats.TriggerCLI})(ctx)
 }
 
 // startAlerting is the alerting part of `opsmantik dev`: it mounts
@@ -120,7 +128,7 @@ func startAlerting(ctx context.Context, cfg *config.Dev, pool *pgxpool.Pool, log
 		logger.Info("OPSMANTIK_CRON=false: scheduled jobs do not run; use `opsmantik run <job>`")
 		return nil
 	}
-	deps := jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, logger: logger, now: time.Now}
+	deps := jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, logger: logger, now: time.Now, trigger: stats.TriggerDev}
 	for _, j := range scheduledJobs() {
 		go runEvery(ctx, logger, j.name, j.period(cfg.Alerting), j.build(deps), realTicker)
 	}

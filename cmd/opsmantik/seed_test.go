@@ -40,8 +40,8 @@ func TestSeedWritesHistoryAndReports(t *testing.T) {
 	if !summary.MatchString(stdout) {
 		t.Errorf("stdout has no summary line:\n%s", stdout)
 	}
-	if !strings.Contains(stdout, "no daily view to refresh yet") {
-		t.Errorf("stdout does not say there is no view to refresh:\n%s", stdout)
+	if !strings.Contains(stdout, "refreshed the daily view (refresh_daily_analytics('seed'))") {
+		t.Errorf("stdout does not say the daily view was refreshed:\n%s", stdout)
 	}
 
 	pool, err := pgxpool.New(context.Background(), strings.TrimPrefix(env[0], "DATABASE_URL="))

@@ -94,6 +94,9 @@ type Alerting struct {
 	ErrorRateWindow    time.Duration `env:"WATCHTOWER_ERROR_RATE_WINDOW, default=1h"`
 	ErrorRatePercent   float64       `env:"WATCHTOWER_ERROR_RATE_PERCENT, default=5"`
 	ErrorRateMinSample int64         `env:"WATCHTOWER_ERROR_RATE_MIN_SAMPLE, default=20"`
+	// WT004: the daily analytics view's last successful refresh may be this
+	// old before the watchtower refreshes it itself and warns.
+	AnalyticsMaxAge time.Duration `env:"ANALYTICS_MAX_AGE, default=90m"`
 }
 
 // Validate checks that windows are positive and the rate is a percentage.
@@ -107,6 +110,7 @@ func (a Alerting) Validate() error {
 		{"WATCHTOWER_TRAFFIC_WINDOW", a.TrafficWindow},
 		{"WATCHTOWER_CLICK_ID_WINDOW", a.ClickIDWindow},
 		{"WATCHTOWER_ERROR_RATE_WINDOW", a.ErrorRateWindow},
+		{"ANALYTICS_MAX_AGE", a.AnalyticsMaxAge},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s: must be a positive duration such as 1h, got %s", d.name, d.v)

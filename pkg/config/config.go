@@ -164,8 +164,9 @@ type Dev struct {
 	CronSecret Secret `env:"CRON_SECRET"`
 }
 
-// CLI configures the command line's database commands (migrate, site); `run` uses Jobs.
+// CLI configures the command line's database commands (migrate, site, stats); `run` uses Jobs.
 type CLI struct {
-	Database LocalDatabase
-	Log      Log
+	Database  LocalDatabase
+	Log       Log
+	Analytics Analytics
 }

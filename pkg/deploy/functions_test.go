@@ -53,6 +53,7 @@ func functionCases() map[string]functionCase {
 		"sync":              {setup: syncCase, corsByHandler: true},
 		"watchtower-cron":   {setup: watchtowerCase},
 		"test-notification": {setup: testNotificationCase, noCORS: true},
+		"stats":             {setup: statsCase, corsByHandler: true},
 	}
 }
 

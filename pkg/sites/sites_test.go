@@ -14,8 +14,6 @@ import (
 	"github.com/opsmantik/opsmantik/pkg/dbtest"
 )
 
-func TestMain(m *testing.M) { dbtest.Main(m) }
-
 func TestAddRefusesDuplicatesAndUnknownTimeZones(t *testing.T) {
 	pool := dbtest.New(t)
 	ctx := context.Background()

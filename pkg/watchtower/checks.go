@@ -89,6 +89,7 @@ func Checks(cfg config.Alerting) []Check {
 		TrafficLoss(cfg.TrafficWindow, cfg.SiteMinExpected),
 		ClickIDLoss(cfg.ClickIDWindow, cfg.SiteMinExpected),
 		IngestErrorRate(cfg.ErrorRateWindow, cfg.ErrorRatePercent, cfg.ErrorRateMinSample),
+		AnalyticsStale(cfg.AnalyticsMaxAge),
 	}
 }
 
