@@ -40,6 +40,7 @@ func runBench(ctx context.Context, args []string) error {
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the HTTP side to this file")
 	uaCorpus := fs.String("ua-corpus", "pkg/ingest/testdata/ua/corpus.json", "labelled User-Agents to classify")
 	ceiling := addCeilingFlags(fs) // bench_ceiling.go
+	statsBench := addStatsBenchFlags(fs) // bench_stats.go
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -134,7 +135,7 @@ func runBench(ctx context.Context, args []string) error {
 	pooled.report("c", a)
 	reportHOT(ctx, httpPool, hotBefore, hotErr)
 	reportCeiling(ctx, cfg.Database.URL, ceiling, a)
-	return nil
+	return runStatsBench(ctx, cfg.Database.URL, statsBench)
 }
 
 type benchResult struct {
