@@ -39,7 +39,7 @@ func runBench(ctx context.Context, args []string) error {
 	limit := fs.Duration("max-time", 30*time.Second, "stop a side after this long")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the HTTP side to this file")
 	uaCorpus := fs.String("ua-corpus", "pkg/ingest/testdata/ua/corpus.json", "labelled User-Agents to classify")
-	ceiling := addCeilingFlags(fs) // bench_ceiling.go
+	ceiling := addCeilingFlags(fs)       // bench_ceiling.go
 	statsBench := addStatsBenchFlags(fs) // bench_stats.go
 	if err := fs.Parse(args); err != nil {
 		return err
