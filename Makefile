@@ -40,9 +40,11 @@ FUZZTIME ?= 30s
 fuzz:
 	go test -run=NONE -fuzz=$(FUZZ) -fuzztime=$(FUZZTIME) $(PKG)
 
+# Sessions seeded for the daily-analytics benchmark: make bench SESSIONS=1000000.
+SESSIONS ?= 100000
 bench: deps
 	@export DATABASE_URL="$$($(DB))"; \
-	go run ./cmd/opsmantik bench && \
+	SESSIONS=$(SESSIONS) go run ./cmd/opsmantik bench && \
 	go test -run='^$$' -bench=ColdStart -benchtime=7x ./pkg/deploy && \
 	node tracker/bench/heartbeat.js
 
