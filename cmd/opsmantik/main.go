@@ -22,7 +22,7 @@ func commands() map[string]command {
 		"dev":      {"run the whole stack locally on OPSMANTIK_ADDR (default 127.0.0.1:8080)", runDev},
 		"migrate":  {"apply migrations to DATABASE_URL", runMigrate},
 		"site":     {"manage sites: site add --public-id ID --domain D [...] | site list", runSite},
-		"run":      {"run a scheduled job once: run <job>", runJob},
+		"run":      {"run a scheduled job once: run watchtower | run audit [--window 24h] [--site ID]", runJob},
 		"simulate": {"play realistic visits through the HTTP API: simulate --url URL --visitors N [--concurrency C]", runSimulate},
 		"bench":    {"print the benchmark figures", runBench},
 		"seed":     {"write realistic history into a site with COPY: seed --site ID --sessions N --days D [--seed S]", runSeed},
