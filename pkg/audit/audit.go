@@ -339,14 +339,18 @@ type siteRow struct {
 func (a *Auditor) measure(ctx context.Context, c Check, w Window, siteID int64) ([]siteRow, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.checkTimeout)
 	defer cancel()
-	rows, err := a.db.Query(ctx, c.SQL, c.Args(w, siteID)...)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", c.Code, c.Name, err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (siteRow, error) {
-		var r siteRow
-		err := row.Scan(&r.siteID, &r.denominator, &r.count, &r.samples)
-		return r, err
+	var out []siteRow
+	err := inCheckTx(ctx, a.db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, c.SQL, c.Args(w, siteID)...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (siteRow, error) {
+			var r siteRow
+			err := row.Scan(&r.siteID, &r.denominator, &r.count, &r.samples)
+			return r, err
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", c.Code, c.Name, err)
