@@ -16,7 +16,7 @@ dev: deps
 
 # The suites that run a second and third time through a real PgBouncer in
 # transaction mode (pkg/dbtest), once per pgx exec mode a pooler allows.
-POOLED_PKGS := ./pkg/dbtest/ ./pkg/ingest/ ./pkg/watchtower/ ./cmd/opsmantik/
+POOLED_PKGS := ./pkg/dbtest/ ./pkg/ingest/ ./pkg/watchtower/ ./pkg/audit/ ./cmd/opsmantik/
 
 test: deps
 	@export DATABASE_URL="$$($(DB))"; \

@@ -135,6 +135,7 @@ func runBench(ctx context.Context, args []string) error {
 	pooled.report("c", a)
 	reportHOT(ctx, httpPool, hotBefore, hotErr)
 	reportCeiling(ctx, cfg.Database.URL, ceiling, a)
+	reportAudit(ctx, cfg.Database.URL) // bench_audit.go
 	return runStatsBench(ctx, cfg.Database.URL, statsBench)
 }
 

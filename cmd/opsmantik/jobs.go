@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/sethvargo/go-envconfig"
 
+	"github.com/opsmantik/opsmantik/pkg/audit"
 	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/database"
 	"github.com/opsmantik/opsmantik/pkg/lambdahost"
@@ -21,14 +23,20 @@ import (
 )
 
 // scheduledJob is a job that `opsmantik run <name>` runs once and
-// `opsmantik dev` runs every interval (serverless.yml gives the deployed
-// function the same schedule).
+// `opsmantik dev` runs every interval or daily (serverless.yml gives the
+// deployed function the same schedule).
 type scheduledJob struct {
 	name  string
 	every time.Duration // the default interval
 	// interval, when set, reads the interval from the configuration.
 	interval func(config.Alerting) time.Duration
-	build    func(d jobDeps) lambdahost.Job
+	// daily, when set, runs the job once a day at this time instead of
+	// every interval.
+	daily *timeOfDay
+	// flags, when set, declares the job's flags for `opsmantik run`; they
+	// write into the deps the job is built from.
+	flags func(fs *flag.FlagSet, d *jobDeps)
+	build func(d jobDeps) lambdahost.Job
 }
 
 // period is how often `opsmantik dev` runs the job.
@@ -39,16 +47,31 @@ func (j scheduledJob) period(a config.Alerting) time.Duration {
 	return j.every
 }
 
+// schedule describes when the job runs, for messages.
+func (j scheduledJob) schedule() string {
+	if j.daily != nil {
+		return "daily at " + j.daily.String()
+	}
+	return fmt.Sprintf("every %s", j.every)
+}
+
 // jobDeps is what jobs are built from.
 type jobDeps struct {
 	pool     *pgxpool.Pool
 	sender   telegram.Sender
 	alerting config.Alerting
+	auditing config.Auditing
 	logger   *slog.Logger
 	now      func() time.Time
-	// trigger names the host in analytics_refreshes: cli or dev.
+	// trigger says who runs the job: "cli" or "dev" (recorded in
+	// analytics_refreshes and audit_runs).
 	trigger string
+	// site restricts a job to one site's public id ("" for every site).
+	site string
 }
+
+// auditAt is the audit's daily time, as audit-integrity's cron(15 3 * * ? *).
+var auditAt = timeOfDay{hour: 3, minute: 15}
 
 // scheduledJobs lists every job; adding one is one line.
 func scheduledJobs() []scheduledJob {
@@ -63,13 +86,21 @@ func scheduledJobs() []scheduledJob {
 			build: func(d jobDeps) lambdahost.Job {
 				return stats.RefreshJob(d.pool, d.trigger, d.logger)
 			}},
+		{name: "audit", every: 24 * time.Hour, daily: &auditAt,
+			flags: func(fs *flag.FlagSet, d *jobDeps) {
+				fs.DurationVar(&d.auditing.Window, "window", d.auditing.Window, "audit the data received in this window, ending now (AUDIT_WINDOW)")
+				fs.StringVar(&d.site, "site", "", "audit only the site with this public id")
+			},
+			build: func(d jobDeps) lambdahost.Job {
+				return audit.New(d.pool, d.sender, d.auditing, audit.Options{Logger: d.logger, Now: d.now, Trigger: d.trigger, Site: d.site}).Job
+			}},
 	}
 }
 
 func jobNames() string {
 	var names []string
 	for _, j := range scheduledJobs() {
-		names = append(names, fmt.Sprintf("%s (every %s)", j.name, j.every))
+		names = append(names, fmt.Sprintf("%s (%s)", j.name, j.schedule()))
 	}
 	return strings.Join(names, ", ")
 }
@@ -81,8 +112,8 @@ func runJob(ctx context.Context, args []string) error {
 // runJobWith runs one job with the configuration from l (tests pass a map).
 // Without TELEGRAM_BOT_TOKEN, messages are printed to the log.
 func runJobWith(ctx context.Context, l envconfig.Lookuper, args []string) error {
-	if len(args) != 1 {
-		return fmt.Errorf("usage: opsmantik run <job>; jobs: %s", jobNames())
+	if len(args) < 1 {
+		return fmt.Errorf("usage: opsmantik run <job> [flags]; jobs: %s", jobNames())
 	}
 	var job *scheduledJob
 	for _, j := range scheduledJobs() {
@@ -97,7 +128,22 @@ func runJobWith(ctx context.Context, l envconfig.Lookuper, args []string) error 
 	if err := config.LoadFrom(ctx, l, &cfg); err != nil {
 		return err
 	}
-	logger := cfg.Log.Logger()
+	deps := jobDeps{alerting: cfg.Alerting, auditing: cfg.Auditing, now: time.Now, trigger: audit.TriggerCLI}
+	fs := flag.NewFlagSet("run "+job.name, flag.ContinueOnError)
+	if job.flags != nil {
+		job.flags(fs, &deps)
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("run %s: unexpected argument %q", job.name, fs.Arg(0))
+	}
+	// The flags obey the limits of the variables they stand for.
+	if err := deps.auditing.Validate(); err != nil {
+		return fmt.Errorf("run %s: --window: %w", job.name, err)
+	}
+	deps.logger = cfg.Log.Logger()
 	// Open does not connect: with the database down, the watchtower still runs
 	// and reports WT000.
 	pool, err := database.Open(ctx, cfg.Database.URL, cfg.Database.MaxConns)
@@ -105,11 +151,11 @@ func runJobWith(ctx context.Context, l envconfig.Lookuper, args []string) error 
 		return err
 	}
 	defer pool.Close()
-	sender, err := telegram.NewSender(cfg.Telegram, logger)
-	if err != nil {
+	deps.pool = pool
+	if deps.sender, err = telegram.NewSender(cfg.Telegram, deps.logger); err != nil {
 		return err
 	}
-	return job.build(jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, logger: logger, now: time.Now, trigger: stats.TriggerCLI})(ctx)
+	return job.build(deps)(ctx)
 }
 
 // startAlerting is the alerting part of `opsmantik dev`: it mounts
@@ -128,12 +174,54 @@ func startAlerting(ctx context.Context, cfg *config.Dev, pool *pgxpool.Pool, log
 		logger.Info("OPSMANTIK_CRON=false: scheduled jobs do not run; use `opsmantik run <job>`")
 		return nil
 	}
-	deps := jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, logger: logger, now: time.Now, trigger: stats.TriggerDev}
+	deps := jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, auditing: cfg.Auditing, logger: logger, now: time.Now, trigger: audit.TriggerDev}
 	for _, j := range scheduledJobs() {
+		if j.daily != nil {
+			go runDaily(ctx, logger, j.name, *j.daily, j.build(deps), time.Now, time.After)
+			continue
+		}
 		go runEvery(ctx, logger, j.name, j.period(cfg.Alerting), j.build(deps), realTicker)
 	}
 	logger.Info("scheduled jobs running", "jobs", jobNames())
 	return nil
+}
+
+// timeOfDay is a time of the UTC day, as an EventBridge cron() names it.
+type timeOfDay struct{ hour, minute int }
+
+func (t timeOfDay) String() string { return fmt.Sprintf("%02d:%02d UTC", t.hour, t.minute) }
+
+// next is the first time of day t strictly after now.
+func (t timeOfDay) next(now time.Time) time.Time {
+	now = now.UTC()
+	at := time.Date(now.Year(), now.Month(), now.Day(), t.hour, t.minute, 0, 0, time.UTC)
+	if !at.After(now) {
+		at = at.AddDate(0, 0, 1)
+	}
+	return at
+}
+
+// dailyRunTimeout bounds one run of a daily job.
+const dailyRunTimeout = time.Hour
+
+// runDaily runs job every day at t (not at start: `opsmantik run <job>` is
+// the way to run it now) until ctx ends. Runs never overlap.
+func runDaily(ctx context.Context, logger *slog.Logger, name string, t timeOfDay, job lambdahost.Job,
+	now func() time.Time, after func(time.Duration) <-chan time.Time,
+) {
+	for {
+		current := now()
+		select {
+		case <-ctx.Done():
+			return
+		case <-after(t.next(current).Sub(current)):
+		}
+		runCtx, cancel := context.WithTimeout(ctx, dailyRunTimeout)
+		if err := job(runCtx); err != nil && ctx.Err() == nil {
+			logger.Error("scheduled job failed", "job", name, "err", err.Error())
+		}
+		cancel()
+	}
 }
 
 // runEvery runs job at once and then on every tick until ctx ends. Runs

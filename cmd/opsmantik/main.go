@@ -23,7 +23,7 @@ func commands() map[string]command {
 		"migrate":  {"apply migrations to DATABASE_URL", runMigrate},
 		"site":     {"manage sites: site add | list | set | rotate-key (opsmantik site for the flags)", runSite},
 		"stats":    {"print a site's daily figures as GET /api/stats does: stats --site ID --period 30d", runStats},
-		"run":      {"run a scheduled job once: run <job>", runJob},
+		"run":      {"run a scheduled job once: run watchtower | refresh-analytics | audit [--window 24h] [--site ID]", runJob},
 		"simulate": {"play realistic visits through the HTTP API: simulate --url URL --visitors N [--concurrency C]", runSimulate},
 		"bench":    {"print the benchmark figures", runBench},
 		"seed":     {"write realistic history into a site with COPY: seed --site ID --sessions N --days D [--seed S]", runSeed},

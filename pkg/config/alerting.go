@@ -176,6 +176,7 @@ type Jobs struct {
 	Log      Log
 	Telegram Telegram
 	Alerting Alerting
+	Auditing Auditing
 }
 
 func (c *Jobs) Validate() error {

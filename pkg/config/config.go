@@ -160,6 +160,7 @@ type Dev struct {
 	// Alerting (pkg/config/alerting.go): without a token, alerts go to the log.
 	Telegram   Telegram
 	Alerting   Alerting
+	Auditing   Auditing
 	Cron       Cron
 	CronSecret Secret `env:"CRON_SECRET"`
 }

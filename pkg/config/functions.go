@@ -17,6 +17,7 @@ func Functions() map[string]any {
 		"watchtower-cron":   Watchtower{},
 		"test-notification": TestNotification{},
 		"stats":             Stats{},
+		"audit-integrity":   Audit{},
 	}
 }
 

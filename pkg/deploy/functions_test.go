@@ -54,6 +54,7 @@ func functionCases() map[string]functionCase {
 		"watchtower-cron":   {setup: watchtowerCase},
 		"test-notification": {setup: testNotificationCase, noCORS: true},
 		"stats":             {setup: statsCase, corsByHandler: true},
+		"audit-integrity":   {setup: auditCase},
 	}
 }
 
@@ -154,6 +155,43 @@ func watchtowerCase(tb testing.TB) (map[string]string, func(*testing.T, *lambdat
 		invokeScheduled(t, f, "watchtower-cron")
 		if n := len(tg.Messages()); n != sent {
 			t.Errorf("the second run sent %d more messages, want none (the alerts are not due again)", n-sent)
+		}
+	}
+}
+
+// auditCase: one scheduled event audits a database where a site's events
+// have lost their sessions, so AUD001 alarms on Telegram and the run is
+// recorded; a second event on the same warm instance sends nothing more.
+func auditCase(tb testing.TB) (map[string]string, func(*testing.T, *lambdatest.Function)) {
+	url, pool := database(tb)
+	ctx := context.Background()
+	site, err := sites.Add(ctx, pool, sites.NewSite{PublicID: "shop1", Name: "Shop", Domains: []string{"shop.example"}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `
+		INSERT INTO events (site_id, id, session_id, type, occurred_at, received_at)
+		SELECT $1, gen_random_uuid(), gen_random_uuid(), 'pageview', now() - interval '1 hour', now() - interval '1 hour'
+		FROM generate_series(1, 3)`, site.ID); err != nil {
+		tb.Fatal(err)
+	}
+	tg := telegramtest.New(tb)
+	env := telegramEnv(tg)
+	env["DATABASE_URL"] = url
+	env["DB_MAX_CONNS"] = "2"
+	return env, func(t *testing.T, f *lambdatest.Function) {
+		invokeScheduled(t, f, "audit-integrity")
+		msgs := tg.Messages()
+		if len(msgs) != 1 || !strings.HasPrefix(msgs[0].Text, "🚨 [CRITICAL] AUD001 ORPHANED_EVENTS on 1 site\n") {
+			t.Fatalf("messages %+v, want the AUD001 alarm\nfunction output:\n%s", msgs, f.Logs())
+		}
+		var trigger, status string
+		if err := pool.QueryRow(context.Background(), `SELECT trigger, status FROM audit_runs`).Scan(&trigger, &status); err != nil || trigger != "schedule" || status != "ok" {
+			t.Errorf("audit_runs: %s %s (%v), want one scheduled run, ok", trigger, status, err)
+		}
+		invokeScheduled(t, f, "audit-integrity")
+		if n := len(tg.Messages()); n != 1 {
+			t.Errorf("the second run sent %d more messages, want none (the alarm is not due again)", n-1)
 		}
 	}
 }

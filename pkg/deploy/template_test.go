@@ -36,6 +36,7 @@ func lambdaDefaults() map[string]string {
 func schedules() map[string]string {
 	return map[string]string{
 		"watchtower-cron": "rate(15 minutes)",
+		"audit-integrity": "cron(15 3 * * ? *)",
 	}
 }
 

@@ -229,9 +229,9 @@ func (w *Watchtower) transition(ctx context.Context, c Check, firing bool, items
 		args := []any{c.Code}
 		switch {
 		case firing && it.site == nil:
-			sql, args = claimFiringInstallation, append(args, c.Name, now, now.Add(-w.repeat), string(figures))
+			sql, args = claimFiringInstallation, append(args, c.Name, now, now.Add(w.repeatEarly-w.repeat), string(figures))
 		case firing:
-			sql, args = claimFiringSite, append(args, c.Name, now, now.Add(-w.repeat), string(figures), it.site.Site.ID)
+			sql, args = claimFiringSite, append(args, c.Name, now, now.Add(w.repeatEarly-w.repeat), string(figures), it.site.Site.ID)
 		case it.site == nil:
 			sql, args = claimResolvedInstallation, append(args, now, string(figures))
 		default:

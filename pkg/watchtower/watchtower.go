@@ -58,6 +58,7 @@ type Watchtower struct {
 	sender       telegram.Sender
 	checks       []Check
 	repeat       time.Duration
+	repeatEarly  time.Duration // see NewAlerts; zero for the watchtower
 	interval     time.Duration
 	checkTimeout time.Duration
 	now          func() time.Time
