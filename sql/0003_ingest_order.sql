@@ -26,7 +26,7 @@ ALTER TABLE sessions ADD COLUMN client_failures integer NOT NULL DEFAULT 0;
 DROP INDEX sessions_live_last_seen_idx;
 CREATE INDEX sessions_live_started_idx ON sessions (started_at) WHERE NOT is_bot;
 -- Room on each page for the updated row versions (HOT).
-ALTER TABLE sessions SET (fillfactor = 80);
+ALTER TABLE sessions SET (fillfactor = 70);
 
 -- The lead score is a generated column: a pure function of the row's
 -- aggregates, so it can never be stale, whatever order batches commit in.
