@@ -52,7 +52,8 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func runSite(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: opsmantik site add --public-id ID --domain D [--domain D...] [--timezone TZ] [--currency C] [--name N] | opsmantik site list")
+		return errors.New("usage: opsmantik site add --public-id ID --domain D [--domain D...] [--timezone TZ] [--currency C] [--name N] | opsmantik site list | " +
+			"opsmantik site set --public-id ID [--google-ads-customer-id 123-456-7890 --google-ads-conversion-action NAME_OR_ID] [--ga4-measurement-id G-… --ga4-api-secret S] [--consent granted|denied|unspecified]")
 	}
 	switch args[0] {
 	case "add":
@@ -94,10 +95,50 @@ func runSite(ctx context.Context, args []string) error {
 		if list == nil {
 			list = []sites.Site{}
 		}
-		return printJSON(list)
+		out, err := withAds(ctx, pool, list)
+		if err != nil {
+			return err
+		}
+		return printJSON(out)
+	case "set":
+		return runSiteSet(ctx, args[1:])
 	default:
-		return fmt.Errorf("unknown site command %q (add, list)", args[0])
+		return fmt.Errorf("unknown site command %q (add, list, set)", args[0])
 	}
+}
+
+// runSiteSet changes a site's settings; only the flags given change.
+func runSiteSet(ctx context.Context, args []string) error {
+	var publicID string
+	fs := flag.NewFlagSet("site set", flag.ContinueOnError)
+	fs.StringVar(&publicID, "public-id", "", "the site to change")
+	ads := adsFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("site set: unexpected argument %q", fs.Arg(0))
+	}
+	if publicID == "" {
+		return errors.New("site set: --public-id is required")
+	}
+	pool, err := openDB(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	a, err := ads.apply(ctx, pool, publicID)
+	if errors.Is(err, sites.ErrNotFound) {
+		return fmt.Errorf("no site has public id %q", publicID)
+	}
+	if err != nil {
+		return err
+	}
+	s, err := sites.ByPublicID(ctx, pool, publicID)
+	if err != nil {
+		return err
+	}
+	return printJSON(siteWithAds{Site: s, Ads: a})
 }
 
 func printJSON(v any) error {

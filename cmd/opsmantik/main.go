@@ -21,7 +21,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"dev":      {"run the whole stack locally on OPSMANTIK_ADDR (default 127.0.0.1:8080)", runDev},
 		"migrate":  {"apply migrations to DATABASE_URL", runMigrate},
-		"site":     {"manage sites: site add --public-id ID --domain D [...] | site list", runSite},
+		"site":     {"manage sites: site add --public-id ID --domain D [...] | site list | site set --public-id ID [...]", runSite},
 		"run":      {"run a scheduled job once: run <job>", runJob},
 		"simulate": {"play realistic visits through the HTTP API: simulate --url URL --visitors N [--concurrency C]", runSimulate},
 		"bench":    {"print the benchmark figures", runBench},
