@@ -26,7 +26,9 @@ type Ads struct {
 }
 
 // GoogleAds reports whether conversions go to Google Ads.
-func (a Ads) GoogleAds() bool { return a.GoogleAdsCustomerID != "" && a.GoogleAdsConversionAction != "" }
+func (a Ads) GoogleAds() bool {
+	return a.GoogleAdsCustomerID != "" && a.GoogleAdsConversionAction != ""
+}
 
 // GA4 reports whether conversions go to GA4.
 func (a Ads) GA4() bool { return a.GA4MeasurementID != "" && a.GA4APISecret != "" }
