@@ -81,6 +81,8 @@ type Alerting struct {
 	ErrorRateWindow    time.Duration `env:"WATCHTOWER_ERROR_RATE_WINDOW, default=1h"`
 	ErrorRatePercent   float64       `env:"WATCHTOWER_ERROR_RATE_PERCENT, default=5"`
 	ErrorRateMinSample int64         `env:"WATCHTOWER_ERROR_RATE_MIN_SAMPLE, default=20"`
+	// WT005: conversions unfinished for longer than this (pkg/conversions).
+	ConversionBacklogAfter time.Duration `env:"CONVERSION_BACKLOG_AFTER, default=1h"`
 }
 
 // Validate checks that windows are positive and the rate is a percentage.
@@ -93,6 +95,7 @@ func (a Alerting) Validate() error {
 		{"WATCHTOWER_TRAFFIC_WINDOW", a.TrafficWindow},
 		{"WATCHTOWER_CLICK_ID_WINDOW", a.ClickIDWindow},
 		{"WATCHTOWER_ERROR_RATE_WINDOW", a.ErrorRateWindow},
+		{"CONVERSION_BACKLOG_AFTER", a.ConversionBacklogAfter},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s: must be a positive duration such as 1h, got %s", d.name, d.v)
@@ -113,6 +116,9 @@ type Watchtower struct {
 	Log      Log
 	Telegram Telegram
 	Alerting Alerting
+	// The conversion sweep runs before the checks (pkg/watchtower/conversions.go).
+	Publish QStashPublish
+	Sweep   ConversionSweep
 }
 
 func (c *Watchtower) Validate() error {
@@ -137,6 +143,8 @@ type Jobs struct {
 	Log      Log
 	Telegram Telegram
 	Alerting Alerting
+	Publish  QStashPublish
+	Sweep    ConversionSweep
 }
 
 func (c *Jobs) Validate() error {
@@ -151,5 +159,10 @@ type Cron struct {
 
 // Validate checks the alerting part of `opsmantik dev`'s configuration.
 func (c *Dev) Validate() error {
-	return errors.Join(c.Telegram.Validate(), c.Alerting.Validate())
+	err := errors.Join(c.Telegram.Validate(), c.Alerting.Validate())
+	if c.Publish.Configured() {
+		// A real QStash signs with its own keys: the local worker needs them.
+		err = errors.Join(err, c.Delivery.Require())
+	}
+	return err
 }
