@@ -14,12 +14,14 @@ require (
 	github.com/pressly/goose/v3 v3.30.0
 	github.com/segmentio/encoding v0.5.4
 	github.com/sethvargo/go-envconfig v1.4.3
+	github.com/upstash/qstash-go v1.0.0
 	golang.org/x/oauth2 v0.38.0
 	golang.org/x/sync v0.25.0
 	golang.org/x/text v0.44.0
 )
 
 require (
+	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.3 // indirect

@@ -16,6 +16,7 @@ func Functions() map[string]any {
 		"sync":              Sync{},
 		"watchtower-cron":   Watchtower{},
 		"test-notification": TestNotification{},
+		"sync-google-ads":   SyncGoogleAds{},
 	}
 }
 

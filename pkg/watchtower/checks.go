@@ -48,6 +48,7 @@ func Checks(cfg config.Alerting) []Check {
 		TrafficLoss(cfg.TrafficWindow),
 		ClickIDLoss(cfg.ClickIDWindow),
 		IngestErrorRate(cfg.ErrorRateWindow, cfg.ErrorRatePercent, cfg.ErrorRateMinSample),
+		ConversionBacklog(cfg.ConversionBacklogAfter),
 	}
 }
 
