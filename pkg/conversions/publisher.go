@@ -93,15 +93,23 @@ func (p *Publisher) Publish(ctx context.Context, conversionIDs []string) {
 	}
 }
 
-// markPublishedSQL records a publish. The worker may already have uploaded
-// the row (a local QStash delivers at once): then it is left as it is.
+// markPublishedSQL records a publish. The worker may already have claimed
+// or finished the row (QStash can deliver before this runs): then only the
+// message id is recorded and the status left as it is.
 const markPublishedSQL = `
-UPDATE conversions SET status = 'published', qstash_message_id = @message_id,
+UPDATE conversions SET status = CASE WHEN status = 'pending' THEN 'published' ELSE status END,
+       qstash_message_id = @message_id::text,
        published_at = coalesce(published_at, @now::timestamptz), updated_at = @now::timestamptz
-WHERE id = @id::uuid AND status IN ('pending', 'published')`
+WHERE id = @id::uuid`
 
-// PublishOne publishes one conversion and records its message id.
+// PublishOne publishes one conversion and records its message id. The
+// deduplication id is the conversion's: QStash drops a second publish of it
+// within 10 minutes.
 func (p *Publisher) PublishOne(ctx context.Context, id string) (messageID string, err error) {
+	return p.publish(ctx, id, id)
+}
+
+func (p *Publisher) publish(ctx context.Context, id, dedupID string) (messageID string, err error) {
 	if err := ctx.Err(); err != nil {
 		return "", fmt.Errorf("publish conversion %s: %w", id, err)
 	}
@@ -110,7 +118,7 @@ func (p *Publisher) PublishOne(ctx context.Context, id string) (messageID string
 		Url:             p.dest,
 		Body:            map[string]any{"conversion_id": id},
 		Retries:         &retries,
-		DeduplicationId: id,
+		DeduplicationId: dedupID,
 	})
 	if err != nil {
 		return "", fmt.Errorf("publish conversion %s: %w", id, err)

@@ -115,9 +115,14 @@ ON CONFLICT (site_id, click_id, destination) DO NOTHING
 RETURNING id::text`
 
 // stalePendingSQL: rows no publish reached, oldest first, once any
-// retry_after has passed.
+// retry_after has passed, with the deduplication id to publish them with: the
+// conversion's id while it has never been published; once the worker handed
+// it back after QStash's last retry (it has a message id), the id and the
+// attempts so far, so that QStash's 10-minute deduplication cannot swallow
+// the new message into the dead one, and two sweeps at once still publish once.
 const stalePendingSQL = `
-SELECT id::text FROM conversions
+SELECT id::text, CASE WHEN qstash_message_id IS NULL THEN id::text ELSE id::text || '-r' || attempts END
+FROM conversions
 WHERE status = 'pending' AND updated_at <= @before::timestamptz
   AND (retry_after IS NULL OR retry_after <= @now::timestamptz)
 ORDER BY created_at
@@ -146,17 +151,30 @@ func (s *Sweeper) Run(ctx context.Context) (SweepReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("sweep: find pending conversions: %w", err)
 	}
-	stale, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	type publish struct{ id, dedup string }
+	todo := make([]publish, 0, len(created))
+	for _, id := range created {
+		todo = append(todo, publish{id, id})
+	}
+	for rows.Next() {
+		var p publish
+		if err := rows.Scan(&p.id, &p.dedup); err != nil {
+			rows.Close()
+			return rep, fmt.Errorf("sweep: find pending conversions: %w", err)
+		}
+		todo = append(todo, p)
+	}
+	if err := rows.Err(); err != nil {
 		return rep, fmt.Errorf("sweep: find pending conversions: %w", err)
 	}
 	failedInARow := 0
-	for i, id := range append(created, stale...) {
+	for i, p := range todo {
+		id := p.id
 		if failedInARow == maxConsecutiveFailures {
-			rep.PublishFailed += len(created) + len(stale) - i
+			rep.PublishFailed += len(todo) - i
 			break
 		}
-		if msg, err := s.pub.PublishOne(ctx, id); err != nil && msg == "" {
+		if msg, err := s.pub.publish(ctx, p.id, p.dedup); err != nil && msg == "" {
 			failedInARow++
 			rep.PublishFailed++
 			s.opts.Logger.WarnContext(ctx, "sweep: publish failed", "conversion_id", id, "err", err.Error())

@@ -131,7 +131,7 @@ type delivery struct {
 	retryAfter   time.Duration
 	conversionID string
 	destination  string
-	outcome      string // uploaded | failed | retry_later | already_uploaded | already_failed | busy | waiting
+	outcome      string // uploaded | failed | retry_later | already_uploaded | already_failed | busy
 	code         string
 	attempts     int
 	dryRun       bool
@@ -160,7 +160,7 @@ func (w *Worker) answer(rw http.ResponseWriter, d delivery) {
 		rw.Header().Set("Allow", http.MethodPost)
 	}
 	if d.retryAfter > 0 {
-		rw.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.retryAfter.Seconds()))))
+		rw.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Round(d.retryAfter.Seconds())))))
 	}
 	rw.WriteHeader(d.status)
 	body := map[string]any{"ok": d.status < 300}
@@ -213,7 +213,7 @@ func (w *Worker) deliver(r *http.Request) delivery {
 	ctx, cancel := context.WithTimeout(r.Context(), UploadDeadline)
 	defer cancel()
 	retried, _ := strconv.Atoi(r.Header.Get("Upstash-Retried"))
-	d := w.process(ctx, msg.ConversionID, retried)
+	d := w.process(ctx, msg.ConversionID, retried, r.Header.Get("Upstash-Message-Id"))
 	d.conversionID = msg.ConversionID
 	return d
 }
@@ -228,20 +228,23 @@ type row struct {
 }
 
 // claimSQL takes the row for this delivery: only an unfinished row that no
-// live delivery holds and whose retry_after has passed. A concurrent claim
-// waits for the row lock and then finds it held.
+// live delivery holds. A concurrent claim waits for the row lock and then
+// finds it held. (retry_after is not checked here: QStash waits for the
+// Retry-After it was given, and a rare early duplicate only hears
+// Google's TOO_RECENT_* again; the sweep honours it.) The delivery's message
+// id is recorded, whichever of the publisher and the delivery comes first.
 const claimSQL = `
 UPDATE conversions c SET claim_id = @claim::uuid, claimed_until = @until::timestamptz,
-       attempts = c.attempts + 1, updated_at = @now::timestamptz
+       attempts = c.attempts + 1, updated_at = @now::timestamptz,
+       qstash_message_id = coalesce(@message_id::text, c.qstash_message_id)
 FROM sites s
 WHERE c.id = @id::uuid AND s.id = c.site_id AND c.status IN ('pending', 'published')
   AND (c.claimed_until IS NULL OR c.claimed_until <= @now::timestamptz)
-  AND (c.retry_after IS NULL OR c.retry_after <= @now::timestamptz)
 RETURNING c.destination, c.click_id_type, c.click_id, coalesce(c.visitor_id::text, ''), c.currency, c.value::float8,
           c.converted_at, c.attempts, s.timezone, coalesce(s.google_ads_customer_id, ''),
           coalesce(s.google_ads_conversion_action, ''), coalesce(s.ga4_measurement_id, ''), coalesce(s.ga4_api_secret, ''), s.ads_consent`
 
-const rowStateSQL = `SELECT status, attempts, claimed_until, retry_after FROM conversions WHERE id = @id::uuid`
+const rowStateSQL = `SELECT status, attempts, claimed_until FROM conversions WHERE id = @id::uuid`
 
 // finishSQL records the outcome, if this delivery still holds the claim, and
 // releases it.
@@ -263,12 +266,12 @@ type result struct {
 	dryRun  bool
 }
 
-func (w *Worker) process(ctx context.Context, id string, retried int) delivery {
+func (w *Worker) process(ctx context.Context, id string, retried int, messageID string) delivery {
 	now := w.opts.Now()
 	claim := uuid.NewString()
 	var rw row
 	rw.id = id
-	err := w.db.QueryRow(ctx, claimSQL, pgx.NamedArgs{"id": id, "claim": claim, "until": now.Add(ClaimLease), "now": now}).Scan(
+	err := w.db.QueryRow(ctx, claimSQL, pgx.NamedArgs{"id": id, "claim": claim, "until": now.Add(ClaimLease), "now": now, "message_id": nullable(messageID)}).Scan(
 		&rw.destination, &rw.clickType, &rw.clickID, &rw.visitorID, &rw.currency, &rw.value, &rw.convertedAt, &rw.attempts,
 		&rw.timezone, &rw.customerID, &rw.action, &rw.ga4ID, &rw.ga4Secret, &rw.consent)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -314,7 +317,7 @@ func (w *Worker) process(ctx context.Context, id string, retried int) delivery {
 	d.code, d.dryRun = res.code, res.dryRun
 	if res.class == ClassRetryLater {
 		d.status, d.err, d.outcome = http.StatusServiceUnavailable, "retry_later", ClassRetryLater
-		d.retryAfter = max(res.retryAt.Sub(now), time.Second)
+		d.retryAfter = max(res.retryAt.Sub(w.opts.Now()), time.Second)
 		return d
 	}
 	d.status, d.outcome = http.StatusOK, string(res.status)
@@ -325,8 +328,8 @@ func (w *Worker) process(ctx context.Context, id string, retried int) delivery {
 func (w *Worker) unclaimed(ctx context.Context, id string, now time.Time) delivery {
 	var status string
 	var attempts int
-	var claimedUntil, retryAfter *time.Time
-	err := w.db.QueryRow(ctx, rowStateSQL, pgx.NamedArgs{"id": id}).Scan(&status, &attempts, &claimedUntil, &retryAfter)
+	var claimedUntil *time.Time
+	err := w.db.QueryRow(ctx, rowStateSQL, pgx.NamedArgs{"id": id}).Scan(&status, &attempts, &claimedUntil)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return delivery{status: http.StatusNotFound, err: "unknown_conversion"}
@@ -335,8 +338,6 @@ func (w *Worker) unclaimed(ctx context.Context, id string, now time.Time) delive
 	case !Status(status).Unfinished():
 		// QStash delivers at least once: a repeat of a finished one is done.
 		return delivery{status: http.StatusOK, outcome: "already_" + status, attempts: attempts}
-	case retryAfter != nil && retryAfter.After(now):
-		return delivery{status: http.StatusServiceUnavailable, err: "retry_later", outcome: "waiting", attempts: attempts, retryAfter: retryAfter.Sub(now)}
 	}
 	// Another delivery holds it: come back when its claim has ended, by
 	// when the row is finished or free.
