@@ -33,7 +33,7 @@ func TestBacklogCountsWhatIsLateAndWhatNeedsAnOperator(t *testing.T) {
 	later := now.Add(5 * time.Hour)
 	add("a", "pending", 3*time.Hour, "", "", nil)
 	add("b", "published", time.Hour, "INTERNAL_ERROR", "retry_later", nil) // exactly at the limit
-	add("c", "published", time.Hour-time.Second, "", "", nil)             // just under
+	add("c", "published", time.Hour-time.Second, "", "", nil)              // just under
 	add("d", "published", 2*time.Hour, "TOO_RECENT_EVENT", "retry_later", &later)
 	add("e", "uploaded", 9*time.Hour, "", "", nil)
 	add("f", "failed", 9*time.Hour, "EXPIRED_EVENT", "permanent", nil)

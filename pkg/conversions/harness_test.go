@@ -219,7 +219,9 @@ func (v visit) batch(events ...map[string]any) []byte {
 }
 
 // convertedAt is when the visit's score crossed: its form submission.
-func (v visit) convertedAt() time.Time { return v.start.Add(40 * time.Second).Truncate(time.Millisecond) }
+func (v visit) convertedAt() time.Time {
+	return v.start.Add(40 * time.Second).Truncate(time.Millisecond)
+}
 
 // post sends one batch as the tracker does; it must be answered 200.
 func (l *loop) post(t *testing.T, body []byte) { t.Helper(); doOK(t, newRequest(t, l.ingestURL, body)) }
