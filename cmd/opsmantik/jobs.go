@@ -12,6 +12,7 @@ import (
 	"github.com/sethvargo/go-envconfig"
 
 	"github.com/opsmantik/opsmantik/pkg/config"
+	"github.com/opsmantik/opsmantik/pkg/conversions"
 	"github.com/opsmantik/opsmantik/pkg/database"
 	"github.com/opsmantik/opsmantik/pkg/lambdahost"
 	"github.com/opsmantik/opsmantik/pkg/telegram"
@@ -35,6 +36,9 @@ type jobDeps struct {
 	alerting config.Alerting
 	logger   *slog.Logger
 	now      func() time.Time
+	// publisher hands conversions to QStash (nil: not configured).
+	publisher *conversions.Publisher
+	sweep     config.ConversionSweep
 }
 
 // scheduledJobs lists every job; adding one is one line.
@@ -42,6 +46,10 @@ func scheduledJobs() []scheduledJob {
 	return []scheduledJob{
 		{"watchtower", 15 * time.Minute, func(d jobDeps) lambdahost.Job {
 			return watchtower.New(d.pool, d.sender, d.alerting, watchtower.Options{Logger: d.logger, Now: d.now}).Job
+		}},
+		// Deployed, it runs in watchtower-cron before the checks.
+		{"conversions-sweep", 15 * time.Minute, func(d jobDeps) lambdahost.Job {
+			return conversions.NewSweeper(d.pool, d.publisher, conversions.SweepOptions{RepublishAfter: d.sweep.RepublishAfter, Logger: d.logger, Now: d.now}).Job
 		}},
 	}
 }
@@ -89,13 +97,17 @@ func runJobWith(ctx context.Context, l envconfig.Lookuper, args []string) error 
 	if err != nil {
 		return err
 	}
-	return job.build(jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, logger: logger, now: time.Now})(ctx)
+	pub, err := conversions.PublisherFromConfig(pool, cfg.Publish, logger)
+	if err != nil {
+		return err
+	}
+	return job.build(jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, logger: logger, now: time.Now, publisher: pub, sweep: cfg.Sweep})(ctx)
 }
 
 // startAlerting is the alerting part of `opsmantik dev`: it mounts
 // /api/test-notification and, unless OPSMANTIK_CRON=false, runs the
 // scheduled jobs on their intervals until ctx ends.
-func startAlerting(ctx context.Context, cfg *config.Dev, pool *pgxpool.Pool, logger *slog.Logger, mux *http.ServeMux) error {
+func startAlerting(ctx context.Context, cfg *config.Dev, pool *pgxpool.Pool, logger *slog.Logger, mux *http.ServeMux, pub *conversions.Publisher) error {
 	sender, err := telegram.NewSender(cfg.Telegram, logger)
 	if err != nil {
 		return err
@@ -108,7 +120,7 @@ func startAlerting(ctx context.Context, cfg *config.Dev, pool *pgxpool.Pool, log
 		logger.Info("OPSMANTIK_CRON=false: scheduled jobs do not run; use `opsmantik run <job>`")
 		return nil
 	}
-	deps := jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, logger: logger, now: time.Now}
+	deps := jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, logger: logger, now: time.Now, publisher: pub, sweep: cfg.Sweep}
 	for _, j := range scheduledJobs() {
 		go runEvery(ctx, logger, j.name, j.every, j.build(deps), realTicker)
 	}
