@@ -124,7 +124,7 @@ func runBench(ctx context.Context, args []string) error {
 	fmt.Printf("(a) HTTP over loopback: %s\n", a)
 	fmt.Printf("(b) direct pgx, same SQL: %s\n", b)
 	fmt.Printf("ratio a/b: %.2f (target ≥ 0.60)\n", a.perSecond()/b.perSecond())
-	return nil
+	return benchConversions(ctx, cfg.Database.URL, *concurrency)
 }
 
 type benchResult struct {
