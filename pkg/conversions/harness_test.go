@@ -79,7 +79,7 @@ type loopOptions struct {
 // loop is the whole Google Ads loop on one machine: the ingest endpoint with
 // the publisher, a local QStash, the worker, and Google's fakes.
 type loop struct {
-	t         *testing.T
+	t         testing.TB
 	pool      *pgxpool.Pool
 	site      sites.Site
 	ads       *googleadstest.Server
@@ -94,7 +94,7 @@ type loop struct {
 	retries   int
 }
 
-func newLoop(t *testing.T, o loopOptions) *loop {
+func newLoop(t testing.TB, o loopOptions) *loop {
 	t.Helper()
 	l := &loop{t: t, pool: dbtest.New(t), logs: &logBuffer{}, retries: o.retries}
 	if l.retries == 0 {
@@ -269,7 +269,7 @@ func (l *loop) rows(t *testing.T) []outboxRow {
 
 // insertConversion writes an outbox row as ingest would, for tests that
 // deliver by hand, and returns its id.
-func (l *loop) insertConversion(t *testing.T, destination, kind, clickID string, convertedAt time.Time, visitor bool) string {
+func (l *loop) insertConversion(t testing.TB, destination, kind, clickID string, convertedAt time.Time, visitor bool) string {
 	t.Helper()
 	var vid *string
 	if visitor {
@@ -320,7 +320,7 @@ func (l *loop) deliverWith(t *testing.T, d delivery, edit func(*http.Request)) a
 	return l.send(t, d, d.body, edit)
 }
 
-func (l *loop) send(t *testing.T, d delivery, body string, edit func(*http.Request)) answer {
+func (l *loop) send(t testing.TB, d delivery, body string, edit func(*http.Request)) answer {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, l.workerURL, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")

@@ -3,6 +3,7 @@ package conversions_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -13,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/conversions"
+	"github.com/opsmantik/opsmantik/pkg/dbtest"
 	"github.com/opsmantik/opsmantik/pkg/googleads/googleadstest"
 	"github.com/opsmantik/opsmantik/pkg/ingest"
 )
@@ -358,4 +361,43 @@ func doOK(t *testing.T, req *http.Request) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("ingest answered %d %s", resp.StatusCode, b)
 	}
+}
+
+// TestTheSyncFunctionPublishesWhenQStashIsConfigured: ingest.FromConfig,
+// what functions/sync runs, wires the publisher from QSTASH_* (and leaves it
+// out without a token).
+func TestTheSyncFunctionPublishesWhenQStashIsConfigured(t *testing.T) {
+	t.Parallel()
+	l := newLoop(t, loopOptions{})
+	for _, withToken := range []bool{false, true} {
+		cfg := &config.Sync{Database: config.Database{URL: dbURL(t, l), MaxConns: 2}}
+		if withToken {
+			cfg.Publish = l.publish
+		}
+		h, err := ingest.FromConfig(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewServer(h)
+		v := newVisit("gclid", fmt.Sprintf("Cj0KCQ-fromconfig-%v", withToken), time.Now().Add(-time.Minute).Truncate(time.Second))
+		for _, b := range v.batches() {
+			postTo(t, srv, b)
+		}
+		srv.Close()
+	}
+	l.settle(t)
+	rows := l.rows(t)
+	if len(rows) != 2 || rows[0].Status != "pending" || rows[1].Status != "uploaded" || len(l.q.Publishes()) != 1 {
+		t.Fatalf("rows %+v, %d publishes; want the one without a token pending, the other uploaded", rows, len(l.q.Publishes()))
+	}
+}
+
+// dbURL is the URL of the loop's database.
+func dbURL(t *testing.T, l *loop) string {
+	t.Helper()
+	var name string
+	if err := l.pool.QueryRow(context.Background(), `SELECT current_database()`).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	return dbtest.URL(name)
 }

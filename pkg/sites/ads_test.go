@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -109,4 +110,31 @@ func TestSetAdsRefusesBadValuesAndHalfDestinations(t *testing.T) {
 	if _, err := SetAds(ctx, pool, "nope", AdsSettings{Consent: ptr("denied")}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown site: %v", err)
 	}
+}
+
+// FuzzAdsSettings: whatever the flags say, a change is refused with a
+// reason or gives values the database's checks accept.
+func FuzzAdsSettings(f *testing.F) {
+	for _, s := range [][5]string{
+		{"123-456-7890", "Qualified lead", "G-ABC1234", "secret", "granted"},
+		{"", "", "", "", "unspecified"},
+		{"1234567890", "customers/1234567890/conversionActions/987", "g-abcd", "s", "DENIED"},
+		{"12-34", "a\nb", "G-", "a b", "yes"},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], s[4])
+	}
+	customer := regexp.MustCompile(`^[0-9]{10}$`)
+	f.Fuzz(func(t *testing.T, id, action, mid, secret, consent string) {
+		a, err := AdsSettings{GoogleAdsCustomerID: &id, GoogleAdsConversionAction: &action, GA4MeasurementID: &mid, GA4APISecret: &secret, Consent: &consent}.apply(Ads{Consent: ConsentUnspecified})
+		if err != nil {
+			return
+		}
+		if (a.GoogleAdsCustomerID != "" && !customer.MatchString(a.GoogleAdsCustomerID)) ||
+			(a.GA4MeasurementID != "" && !measurementIDPattern.MatchString(a.GA4MeasurementID)) ||
+			(a.Consent != ConsentGranted && a.Consent != ConsentDenied && a.Consent != ConsentUnspecified) ||
+			a.GoogleAds() != (a.GoogleAdsCustomerID != "") || a.GA4() != (a.GA4MeasurementID != "") ||
+			len(a.GoogleAdsConversionAction) > MaxConversionActionLength || len(a.GA4APISecret) > MaxGA4SecretLength {
+			t.Fatalf("accepted %+v from %q %q %q %q %q", a, id, action, mid, secret, consent)
+		}
+	})
 }
