@@ -135,7 +135,10 @@ func runBench(ctx context.Context, args []string) error {
 	pooled.report("c", a)
 	reportHOT(ctx, httpPool, hotBefore, hotErr)
 	reportCeiling(ctx, cfg.Database.URL, ceiling, a)
-	reportAudit(ctx, cfg.Database.URL) // bench_audit.go
+	reportAudit(ctx, cfg.Database.URL)                                            // bench_audit.go
+	if err := benchConversions(ctx, cfg.Database.URL, *concurrency); err != nil { // bench_conversions.go
+		return err
+	}
 	return runStatsBench(ctx, cfg.Database.URL, statsBench)
 }
 

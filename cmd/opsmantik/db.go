@@ -102,7 +102,11 @@ func runSite(ctx context.Context, args []string) error {
 		if list == nil {
 			list = []sites.Site{}
 		}
-		return printJSON(list)
+		out, err := withAds(ctx, pool, list)
+		if err != nil {
+			return err
+		}
+		return printJSON(out)
 	case "set":
 		return runSiteSet(ctx, args[1:])
 	case "rotate-key":

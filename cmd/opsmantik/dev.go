@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/database"
 	"github.com/opsmantik/opsmantik/pkg/ingest"
@@ -45,7 +47,6 @@ func runDev(ctx context.Context, args []string) error {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/sync", ingest.New(pool))
 	mux.Handle("/api/stats", stats.New(pool, logger))
 	mux.HandleFunc("GET /ux-core.js", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
@@ -59,13 +60,21 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on OPSMANTIK_ADDR %s: %w", cfg.Addr, err)
 	}
+	// /api/sync-google-ads, the local QStash and the publisher (dev_conversions.go).
+	pub, stopLoop, err := startConversionLoop(ctx, &cfg, pool, logger, mux, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopLoop()
+	mux.Handle("/api/sync", ingest.New(pool, ingest.WithPublisher(pub)))
 	// /api/test-notification and the scheduled jobs (jobs.go).
-	if err := startAlerting(ctx, &cfg, pool, logger, mux); err != nil {
+	if err := startAlerting(ctx, &cfg, pool, logger, mux, pub); err != nil {
 		ln.Close()
 		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	logger.Info("opsmantik dev: serving", "url", "http://"+ln.Addr().String(), "sync", "/api/sync", "stats", "/api/stats", "tracker", "/ux-core.js")
+	logger.Info("opsmantik dev: serving", "url", "http://"+ln.Addr().String(), "sync", "/api/sync", "stats", "/api/stats", "tracker", "/ux-core.js", "sync_google_ads", syncGoogleAdsPath)
 	fmt.Printf("OpsMantik is running at http://%s (demo page), ingest at /api/sync. Ctrl-C stops it.\n", ln.Addr())
 
 	errc := make(chan error, 1)
@@ -95,6 +104,7 @@ var demoPage = template.Must(template.New("demo").Parse(`<!doctype html>
 <body>
 <h1>OpsMantik demo shop</h1>
 <p>This page loads the tracker from <code>/ux-core.js</code> and sends to <code>{{.API}}</code>.</p>
+<p>To see the Google Ads loop, open <a id="adclick" href="/?gclid={{.Click}}">this page as from an ad click</a>, call and send the form: the log shows the upload.</p>
 <p><a id="phone" href="tel:+905551112233">Call +90 555 111 22 33</a></p>
 <p><a id="whatsapp" href="https://wa.me/905551112233">Message us on WhatsApp</a></p>
 <form id="contact" name="contact" action="#" onsubmit="event.preventDefault()">
@@ -110,5 +120,6 @@ var demoPage = template.Must(template.New("demo").Parse(`<!doctype html>
 
 func serveDemoPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_ = demoPage.Execute(w, struct{ API string }{API: "http://" + r.Host + "/api/sync"})
+	// A new click id each time: a click converts once.
+	_ = demoPage.Execute(w, struct{ API, Click string }{API: "http://" + r.Host + "/api/sync", Click: "demo-" + uuid.NewString()})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/opsmantik/opsmantik/pkg/audit"
 	"github.com/opsmantik/opsmantik/pkg/config"
+	"github.com/opsmantik/opsmantik/pkg/conversions"
 	"github.com/opsmantik/opsmantik/pkg/database"
 	"github.com/opsmantik/opsmantik/pkg/lambdahost"
 	"github.com/opsmantik/opsmantik/pkg/stats"
@@ -68,6 +69,9 @@ type jobDeps struct {
 	trigger string
 	// site restricts a job to one site's public id ("" for every site).
 	site string
+	// publisher hands conversions to QStash (nil: not configured).
+	publisher *conversions.Publisher
+	sweep     config.ConversionSweep
 }
 
 // auditAt is the audit's daily time, as audit-integrity's cron(15 3 * * ? *).
@@ -93,6 +97,11 @@ func scheduledJobs() []scheduledJob {
 			},
 			build: func(d jobDeps) lambdahost.Job {
 				return audit.New(d.pool, d.sender, d.auditing, audit.Options{Logger: d.logger, Now: d.now, Trigger: d.trigger, Site: d.site}).Job
+			}},
+		// Deployed, it runs in watchtower-cron before the checks.
+		{name: "conversions-sweep", every: 15 * time.Minute,
+			build: func(d jobDeps) lambdahost.Job {
+				return conversions.NewSweeper(d.pool, d.publisher, conversions.SweepOptions{RepublishAfter: d.sweep.RepublishAfter, Logger: d.logger, Now: d.now}).Job
 			}},
 	}
 }
@@ -155,13 +164,18 @@ func runJobWith(ctx context.Context, l envconfig.Lookuper, args []string) error 
 	if deps.sender, err = telegram.NewSender(cfg.Telegram, deps.logger); err != nil {
 		return err
 	}
+	pub, err := conversions.PublisherFromConfig(pool, cfg.Publish, deps.logger)
+	if err != nil {
+		return err
+	}
+	deps.publisher, deps.sweep = pub, cfg.Sweep
 	return job.build(deps)(ctx)
 }
 
 // startAlerting is the alerting part of `opsmantik dev`: it mounts
 // /api/test-notification and, unless OPSMANTIK_CRON=false, runs the
 // scheduled jobs on their intervals until ctx ends.
-func startAlerting(ctx context.Context, cfg *config.Dev, pool *pgxpool.Pool, logger *slog.Logger, mux *http.ServeMux) error {
+func startAlerting(ctx context.Context, cfg *config.Dev, pool *pgxpool.Pool, logger *slog.Logger, mux *http.ServeMux, pub *conversions.Publisher) error {
 	sender, err := telegram.NewSender(cfg.Telegram, logger)
 	if err != nil {
 		return err
@@ -174,7 +188,7 @@ func startAlerting(ctx context.Context, cfg *config.Dev, pool *pgxpool.Pool, log
 		logger.Info("OPSMANTIK_CRON=false: scheduled jobs do not run; use `opsmantik run <job>`")
 		return nil
 	}
-	deps := jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, auditing: cfg.Auditing, logger: logger, now: time.Now, trigger: audit.TriggerDev}
+	deps := jobDeps{pool: pool, sender: sender, alerting: cfg.Alerting, auditing: cfg.Auditing, logger: logger, now: time.Now, trigger: audit.TriggerDev, publisher: pub, sweep: cfg.Sweep}
 	for _, j := range scheduledJobs() {
 		if j.daily != nil {
 			go runDaily(ctx, logger, j.name, *j.daily, j.build(deps), time.Now, time.After)

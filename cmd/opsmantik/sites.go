@@ -33,6 +33,7 @@ func runSiteSet(ctx context.Context, args []string) error {
 	fs.StringVar(&timezone, "timezone", "", "IANA time zone for daily figures")
 	fs.StringVar(&currency, "currency", "", "ISO 4217 currency of conversion values")
 	fs.IntVar(&threshold, "lead-threshold", 0, "a session is a qualified lead when its lead score is greater (0-100)")
+	ads := adsFlags(fs) // site_ads.go: Google Ads, GA4, consent
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -43,7 +44,13 @@ func runSiteSet(ctx context.Context, args []string) error {
 		return errors.New("site set: --public-id is required")
 	}
 	var c sites.Changes
+	changed, any := false, false
 	fs.Visit(func(f *flag.Flag) {
+		any = any || f.Name != "public-id"
+		switch f.Name {
+		case "name", "domain", "timezone", "currency", "lead-threshold":
+			changed = true
+		}
 		switch f.Name {
 		case "name":
 			c.Name = &name
@@ -57,19 +64,29 @@ func runSiteSet(ctx context.Context, args []string) error {
 			c.LeadThreshold = &threshold
 		}
 	})
+	if !any {
+		return errors.New("site set: nothing to change: give --name, --domain, --timezone, --currency, --lead-threshold, or the Google Ads / GA4 / consent flags")
+	}
 	pool, err := openDB(ctx)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	s, err := sites.Update(ctx, pool, publicID, c)
+	s, err := sites.ByPublicID(ctx, pool, publicID)
+	if changed && err == nil {
+		s, err = sites.Update(ctx, pool, publicID, c)
+	}
 	if errors.Is(err, sites.ErrNotFound) {
 		return fmt.Errorf("no site has public id %q", publicID)
 	}
 	if err != nil {
 		return err
 	}
-	return printJSON(s)
+	a, err := ads.apply(ctx, pool, publicID)
+	if err != nil {
+		return err
+	}
+	return printJSON(siteWithAds{Site: s, Ads: a})
 }
 
 // runSiteRotateKey gives a site a new stats API key; the old one stops

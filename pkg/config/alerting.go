@@ -97,6 +97,8 @@ type Alerting struct {
 	// WT004: the daily analytics view's last successful refresh may be this
 	// old before the watchtower refreshes it itself and warns.
 	AnalyticsMaxAge time.Duration `env:"ANALYTICS_MAX_AGE, default=90m"`
+	// WT005: conversions unfinished for longer than this (pkg/conversions).
+	ConversionBacklogAfter time.Duration `env:"CONVERSION_BACKLOG_AFTER, default=1h"`
 }
 
 // Validate checks that windows are positive and the rate is a percentage.
@@ -111,6 +113,7 @@ func (a Alerting) Validate() error {
 		{"WATCHTOWER_CLICK_ID_WINDOW", a.ClickIDWindow},
 		{"WATCHTOWER_ERROR_RATE_WINDOW", a.ErrorRateWindow},
 		{"ANALYTICS_MAX_AGE", a.AnalyticsMaxAge},
+		{"CONVERSION_BACKLOG_AFTER", a.ConversionBacklogAfter},
 	} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s: must be a positive duration such as 1h, got %s", d.name, d.v)
@@ -137,6 +140,9 @@ type Watchtower struct {
 	Log      Log
 	Telegram Telegram
 	Alerting Alerting
+	// The conversion sweep runs before the checks (pkg/watchtower/conversions.go).
+	Publish QStashPublish
+	Sweep   ConversionSweep
 }
 
 func (c *Watchtower) Validate() error {
@@ -177,6 +183,8 @@ type Jobs struct {
 	Telegram Telegram
 	Alerting Alerting
 	Auditing Auditing
+	Publish  QStashPublish
+	Sweep    ConversionSweep
 }
 
 func (c *Jobs) Validate() error {
@@ -191,5 +199,10 @@ type Cron struct {
 
 // Validate checks the alerting part of `opsmantik dev`'s configuration.
 func (c *Dev) Validate() error {
-	return errors.Join(c.Telegram.Validate(), c.Alerting.Validate(), c.CronSecret.validateCronSecret())
+	err := errors.Join(c.Telegram.Validate(), c.Alerting.Validate(), c.CronSecret.validateCronSecret())
+	if c.Publish.Configured() {
+		// A real QStash signs with its own keys: the local worker needs them.
+		err = errors.Join(err, c.Delivery.Require())
+	}
+	return err
 }

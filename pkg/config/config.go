@@ -79,6 +79,8 @@ type Log struct {
 type Sync struct {
 	Database Database
 	Log      Log
+	// Publish hands new conversions to QStash (pkg/conversions).
+	Publish QStashPublish
 }
 
 // Validator is implemented by configuration structs with rules beyond types.
@@ -163,6 +165,14 @@ type Dev struct {
 	Auditing   Auditing
 	Cron       Cron
 	CronSecret Secret `env:"CRON_SECRET"`
+	// The Google Ads loop (pkg/conversions, dev.go): without QSTASH_TOKEN a
+	// local QStash delivers to /api/sync-google-ads; without Google Ads
+	// credentials the worker runs dry.
+	Publish   QStashPublish
+	Delivery  QStashDelivery
+	GoogleAds GoogleAds
+	GA4       GA4
+	Sweep     ConversionSweep
 }
 
 // CLI configures the command line's database commands (migrate, site, stats); `run` uses Jobs.

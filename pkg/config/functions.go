@@ -18,6 +18,7 @@ func Functions() map[string]any {
 		"test-notification": TestNotification{},
 		"stats":             Stats{},
 		"audit-integrity":   Audit{},
+		"sync-google-ads":   SyncGoogleAds{},
 	}
 }
 

@@ -55,6 +55,8 @@ func functionCases() map[string]functionCase {
 		"test-notification": {setup: testNotificationCase, noCORS: true},
 		"stats":             {setup: statsCase, corsByHandler: true},
 		"audit-integrity":   {setup: auditCase},
+		// Server to server (QStash): no CORS at all, so none on its URL either.
+		"sync-google-ads": {setup: syncGoogleAdsCase, corsByHandler: true},
 	}
 }
 
@@ -145,8 +147,10 @@ func watchtowerCase(tb testing.TB) (map[string]string, func(*testing.T, *lambdat
 	env := telegramEnv(tg)
 	env["DATABASE_URL"] = url
 	env["DB_MAX_CONNS"] = "2"
+	lateLead(tb, pool)
 	return env, func(t *testing.T, f *lambdatest.Function) {
 		invokeScheduled(t, f, "watchtower-cron")
+		checkSwept(t, pool)
 		sent := len(tg.Messages())
 		var firing bool
 		if err := pool.QueryRow(context.Background(), `SELECT firing FROM alert_state WHERE code = 'WT001'`).Scan(&firing); err != nil || !firing || sent == 0 {

@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/opsmantik/opsmantik/pkg/config"
+	"github.com/opsmantik/opsmantik/pkg/conversions"
 	"github.com/opsmantik/opsmantik/pkg/database"
 	"github.com/opsmantik/opsmantik/pkg/protocol"
 	"github.com/opsmantik/opsmantik/pkg/sites"
@@ -86,7 +87,17 @@ func FromConfig(ctx context.Context, cfg *config.Sync) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(pool, WithLogger(cfg.Log.Logger())), nil
+	logger := cfg.Log.Logger()
+	opts := []Option{WithLogger(logger)}
+	// Without QSTASH_TOKEN new conversions stay pending (WT005 reports them).
+	pub, err := conversions.PublisherFromConfig(pool, cfg.Publish, logger)
+	if err != nil {
+		return nil, err
+	}
+	if pub != nil {
+		opts = append(opts, WithPublisher(pub))
+	}
+	return New(pool, opts...), nil
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

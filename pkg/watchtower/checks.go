@@ -90,6 +90,7 @@ func Checks(cfg config.Alerting) []Check {
 		ClickIDLoss(cfg.ClickIDWindow, cfg.SiteMinExpected),
 		IngestErrorRate(cfg.ErrorRateWindow, cfg.ErrorRatePercent, cfg.ErrorRateMinSample),
 		AnalyticsStale(cfg.AnalyticsMaxAge),
+		ConversionBacklog(cfg.ConversionBacklogAfter),
 	}
 }
 

@@ -111,7 +111,7 @@ func FromConfig(ctx context.Context, cfg *config.Watchtower) (func(context.Conte
 	if err != nil {
 		return nil, err
 	}
-	return New(pool, client, cfg.Alerting, Options{Logger: cfg.Log.Logger()}).Job, nil
+	return withConversionSweep(pool, cfg, New(pool, client, cfg.Alerting, Options{Logger: cfg.Log.Logger()}).Job)
 }
 
 // Report is one run: every check's outcome, figures and what was sent.
