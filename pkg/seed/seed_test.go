@@ -338,33 +338,28 @@ func TestRunTheSameSeedTwiceIsAClearError(t *testing.T) {
 func TestRunRefreshesTheDailyViewWhenItExists(t *testing.T) {
 	pool := dbtest.New(t)
 	addSite(t, pool, "demo", "UTC")
-	sum := run(t, pool, Options{PublicID: "demo", Sessions: 20, Days: 1, Seed: 1})
-	if sum.Refreshed || !strings.Contains(sum.RefreshLine(), "no daily view to refresh yet") {
-		t.Fatalf("without refresh_daily_analytics: refreshed %v, %q", sum.Refreshed, sum.RefreshLine())
-	}
-	// A stand-in with the real function's signature, recording its calls.
 	ctx := context.Background()
-	if _, err := pool.Exec(ctx, `
-		CREATE TABLE refresh_calls (trigger text NOT NULL, sessions bigint NOT NULL);
-		CREATE FUNCTION refresh_daily_analytics(trigger text) RETURNS void LANGUAGE sql AS
-		$$ INSERT INTO refresh_calls SELECT trigger, count(*) FROM sessions $$;`); err != nil {
-		t.Fatal(err)
-	}
-	sum = run(t, pool, Options{PublicID: "demo", Sessions: 30, Days: 1, Seed: 2})
+	sum := run(t, pool, Options{PublicID: "demo", Sessions: 20, Days: 3, Seed: 1})
 	if !sum.Refreshed || !strings.Contains(sum.RefreshLine(), "refreshed the daily view") {
-		t.Fatalf("with refresh_daily_analytics: refreshed %v, %q", sum.Refreshed, sum.RefreshLine())
+		t.Fatalf("refreshed %v, %q", sum.Refreshed, sum.RefreshLine())
 	}
 	var trigger string
-	var seen int64
-	if err := pool.QueryRow(ctx, `SELECT trigger, sessions FROM refresh_calls`).Scan(&trigger, &seen); err != nil {
+	var ok bool
+	if err := pool.QueryRow(ctx, `SELECT trigger, ok FROM analytics_refreshes ORDER BY id DESC LIMIT 1`).Scan(&trigger, &ok); err != nil {
 		t.Fatal(err)
 	}
-	if trigger != RefreshTrigger || seen != 50 {
-		t.Errorf("refresh called with %q after %d sessions, want %q after all 50", trigger, seen, RefreshTrigger)
+	if trigger != RefreshTrigger || !ok {
+		t.Fatalf("last refresh: trigger %q ok %v, want %q and true", trigger, ok, RefreshTrigger)
 	}
+	// The view holds what was seeded: every non-bot session.
+	if v, live := count(t, pool, `SELECT coalesce(sum(total_sessions), 0) FROM mv_daily_analytics_summary`),
+		count(t, pool, `SELECT count(*) FROM sessions WHERE NOT is_bot`); v != live || v == 0 {
+		t.Fatalf("view %d sessions, live %d", v, live)
+	}
+	before := count(t, pool, `SELECT count(*) FROM analytics_refreshes`)
 	run(t, pool, Options{PublicID: "demo", Sessions: 5, Days: 1, Seed: 3, SkipRefresh: true})
-	if n := count(t, pool, `SELECT count(*) FROM refresh_calls`); n != 1 {
-		t.Errorf("%d refreshes after a run with SkipRefresh, want still 1", n)
+	if n := count(t, pool, `SELECT count(*) FROM analytics_refreshes`); n != before {
+		t.Errorf("%d refreshes after a run with SkipRefresh, want still %d", n, before)
 	}
 }
 
