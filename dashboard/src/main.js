@@ -217,16 +217,18 @@ function drawChart(days) {
   const xs = days.map((d) => day(d.date) / 1000);
   const data = [xs, days.map((d) => d.sessions), days.map((d) => d.conversions)];
   const width = Math.max(280, box.clientWidth);
+  const long = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeZone: 'UTC' });
+  const short = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric', timeZone: 'UTC' });
   const opts = {
     width, height: 260,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
     scales: { x: { time: true } },
     series: [
-      { value: (u, v) => (v == null ? '' : new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeZone: 'UTC' }).format(v * 1000)) },
+      { label: 'Day', value: (u, v) => (v == null ? '' : long.format(v * 1000)) },
       { label: 'Sessions', stroke: '#2563eb', width: 2, fill: 'rgba(37,99,235,.08)', value: (u, v) => (v == null ? '' : num.format(v)), points: { show: days.length <= 31 } },
       { label: 'Conversions', stroke: '#d9480f', width: 2, scale: 'conv', value: (u, v) => (v == null ? '' : num.format(v)), points: { show: days.length <= 31 } },
     ],
-    axes: [{}, { values: (u, vs) => vs.map((v) => num.format(v)) }, { side: 1, scale: 'conv', grid: { show: false }, values: (u, vs) => vs.map((v) => num.format(v)) }],
+    axes: [{ incrs: [1, 2, 7, 14, 28, 56].map((n) => n * 86400), values: (u, vs) => vs.map((v) => short.format(v * 1000)) }, { values: (u, vs) => vs.map((v) => num.format(v)) }, { side: 1, scale: 'conv', grid: { show: false }, values: (u, vs) => vs.map((v) => num.format(v)) }],
   };
   if (chart) chart.destroy();
   box.replaceChildren();

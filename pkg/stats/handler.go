@@ -55,7 +55,7 @@ func FromConfig(ctx context.Context, cfg *config.Stats) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(pool, cfg.Log.Logger()), nil
+	return New(pool, cfg.Log.Logger()).Site(), nil
 }
 
 type errorBody struct {
