@@ -180,10 +180,19 @@ test('a wrong key is refused with a message, and the right one signs in', async 
     assert.equal(await page.evaluate(() => sessionStorage.length + localStorage.length), 0);
     // The only console error is the browser's own line for the 401.
     assert.deepEqual(errors.filter((e) => !/status of 401/.test(e)), []);
-    await page.fill('#key', shop.key);
-    await page.click('#signin button[type=submit]');
+    // By keyboard: type the key and press Enter in the field.
+    await page.fill('#key', '');
+    await page.focus('#key');
+    await page.keyboard.type(shop.key);
+    await page.keyboard.press('Enter');
     await page.waitForSelector('body[data-state=ready]');
     assert.ok(await page.evaluate(() => sessionStorage.getItem('opsmantik_dashboard')));
+    assert.equal(await page.evaluate(() => localStorage.length), 0, 'not remembered unless asked');
+    // Tab reaches the controls, and the focused one is outlined.
+    await page.focus('#period');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'source');
+    assert.notEqual(await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle), 'none');
   } finally {
     await context.close();
   }
@@ -283,7 +292,9 @@ test('phone-sized and desktop screenshots', async () => {
   for (const [name, viewport] of [['phone', { width: 390, height: 844 }], ['desktop', { width: 1280, height: 900 }]]) {
     const { context, page, errors } = await open({ viewport, locale: 'en-US' });
     try {
+      const t0 = Date.now();
       await signIn(page, shop);
+      console.log(`${name}: from opening the page to the figures drawn (sign-in included) ${Date.now() - t0} ms`);
       await changeTo(page, [], '#period', '30d');
       // Nothing sticks out sideways on a phone.
       assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), `${name}: no horizontal scroll`);
