@@ -206,7 +206,10 @@ function render(cur, prev, ads, audit, n) {
   const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', timeZone: cur.timezone });
   const parts = [];
   if (sf.view_days) parts.push(`${num.format(sf.view_days)} past ${sf.view_days === 1 ? 'day' : 'days'} from the daily view refreshed ${sf.view_refreshed_at ? time.format(new Date(sf.view_refreshed_at)) : 'never'}`);
-  if (sf.live_days) parts.push(`${num.format(sf.live_days)} ${sf.live_days === 1 ? 'day' : 'days'} live`);
+  // A named period ends today, which is always read live.
+  const today = $('period').value !== 'custom';
+  if (sf.live_days === 1 && today) parts.push('today live');
+  else if (sf.live_days) parts.push(`${num.format(sf.live_days)} ${sf.live_days === 1 ? 'day' : 'days'} live${today ? ', today included' : ''}`);
   $('served').textContent = `Data: ${parts.join(', ')}.`;
 }
 
