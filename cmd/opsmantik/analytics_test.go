@@ -66,7 +66,7 @@ func TestDevServesStatsAsTheCommandLinePrintsThem(t *testing.T) {
 	env := []string{"DATABASE_URL=" + dbURL}
 	addr := freeAddr(t)
 	cmd := exec.Command(binary, "dev")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "OPSMANTIK_ADDR="+addr, "TELEGRAM_BOT_TOKEN=")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "OPSMANTIK_ADDR="+addr, "TELEGRAM_BOT_TOKEN=", "OPSMANTIK_DEMO_DATA=false")
 	stderrPipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -12,9 +12,13 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/opsmantik/opsmantik/dashboard"
 	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/database"
 	"github.com/opsmantik/opsmantik/pkg/ingest"
+	"github.com/opsmantik/opsmantik/pkg/seed"
 	"github.com/opsmantik/opsmantik/pkg/sites"
 	"github.com/opsmantik/opsmantik/pkg/stats"
 	"github.com/opsmantik/opsmantik/tracker"
@@ -38,7 +42,19 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	if _, err := sites.Ensure(ctx, pool, demoSite); err != nil {
+	demo, err := sites.Ensure(ctx, pool, demoSite)
+	if err != nil {
+		return err
+	}
+	if cfg.DemoData {
+		if err := seedDemo(ctx, pool, demo.ID); err != nil {
+			return err
+		}
+	}
+	// The key is only stored hashed, so dev makes a new one at each start
+	// and prints it: the previous start's key stops working.
+	demoKey, err := sites.RotateKey(ctx, pool, demoSite.PublicID)
+	if err != nil {
 		return err
 	}
 	script, err := tracker.Build()
@@ -47,7 +63,8 @@ func runDev(ctx context.Context, args []string) error {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/api/stats", stats.New(pool, logger))
+	stats.New(pool, logger).Routes(mux) // /api/stats, /api/stats/conversions, /api/stats/audit
+	mux.Handle("GET /dashboard", dashboard.Handler())
 	mux.HandleFunc("GET /ux-core.js", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")
@@ -76,6 +93,7 @@ func runDev(ctx context.Context, args []string) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	logger.Info("opsmantik dev: serving", "url", "http://"+ln.Addr().String(), "sync", "/api/sync", "stats", "/api/stats", "tracker", "/ux-core.js", "sync_google_ads", syncGoogleAdsPath)
 	fmt.Printf("OpsMantik is running at http://%s (demo page), ingest at /api/sync. Ctrl-C stops it.\n", ln.Addr())
+	fmt.Printf("Dashboard: http://%s/dashboard?site=%s  site %s, API key %s (a new key at each start)\n", ln.Addr(), demoSite.PublicID, demoSite.PublicID, demoKey)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -90,6 +108,31 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	logger.Info("opsmantik dev: stopped")
+	return nil
+}
+
+// Demo data: enough sessions for a full dashboard, written in a few seconds.
+const (
+	demoSessions = 20000
+	demoDays     = 90
+)
+
+// seedDemo gives the demo site 90 days of sample data on the first start,
+// that is while it has no session at all; later starts (and the visitor's
+// own clicks on the demo page, which appear in "today") keep what is there.
+func seedDemo(ctx context.Context, pool *pgxpool.Pool, siteID int64) error {
+	var has bool
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sessions WHERE site_id = $1)`, siteID).Scan(&has); err != nil {
+		return fmt.Errorf("demo data: %w", err)
+	}
+	if has {
+		return nil
+	}
+	sum, err := seed.Run(ctx, pool, seed.Options{SiteID: siteID, Sessions: demoSessions, Days: demoDays, Seed: uint64(time.Now().UnixNano())})
+	if err != nil {
+		return fmt.Errorf("demo data: %w", err)
+	}
+	fmt.Printf("First start: gave the demo site %d days of sample data (%d sessions, %s..%s); OPSMANTIK_DEMO_DATA=false skips this.\n", demoDays, sum.Sessions, sum.From, sum.To)
 	return nil
 }
 

@@ -123,7 +123,7 @@ func TestDevPrintsAlertsAndServesTestNotification(t *testing.T) {
 	addr := freeAddr(t)
 	cmd := exec.Command(binary, "dev")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+devDatabase(t), "OPSMANTIK_ADDR="+addr,
-		"TELEGRAM_BOT_TOKEN=", "CRON_SECRET=dev-secret-0123456789")
+		"TELEGRAM_BOT_TOKEN=", "CRON_SECRET=dev-secret-0123456789", "OPSMANTIK_DEMO_DATA=false")
 	stderrPipe, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -94,7 +94,7 @@ func TestDevServesTheDemoAndAcceptsABatch(t *testing.T) {
 	dbURL := devDatabase(t)
 	addr := freeAddr(t)
 	cmd := exec.Command(binary, "dev")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "OPSMANTIK_ADDR="+addr, "TELEGRAM_BOT_TOKEN=")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "OPSMANTIK_ADDR="+addr, "TELEGRAM_BOT_TOKEN=", "OPSMANTIK_DEMO_DATA=false")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -159,6 +159,9 @@ type Dev struct {
 	Database LocalDatabase
 	Log      Log
 	Addr     string `env:"OPSMANTIK_ADDR, default=127.0.0.1:8080"`
+	// DemoData: on the first start (the demo site has no sessions yet), write
+	// 90 days of sample data for it (pkg/seed) so that the dashboard is full.
+	DemoData bool `env:"OPSMANTIK_DEMO_DATA, default=true"`
 	// Alerting (pkg/config/alerting.go): without a token, alerts go to the log.
 	Telegram   Telegram
 	Alerting   Alerting

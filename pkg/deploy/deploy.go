@@ -1,5 +1,5 @@
 // Package deploy builds what `make package` ships: one `bootstrap` zip per
-// folder under functions/ and the minified tracker, side by side in dist/,
+// folder under functions/, the minified tracker and the dashboard page, side by side in dist/,
 // for serverless.yml to reference. Tests build the same binaries for the
 // host to run them through the Lambda Runtime API (see pkg/lambdatest).
 package deploy
@@ -17,6 +17,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/opsmantik/opsmantik/dashboard"
 	"github.com/opsmantik/opsmantik/tracker"
 )
 
@@ -142,6 +143,16 @@ func ZipBootstrap(bootstrap, zipPath string) error {
 	return nil
 }
 
+// DashboardFile is the name of the dashboard page beside the zips (the stats
+// function also serves it at GET /; this copy is for a static host or a CDN).
+const DashboardFile = dashboard.File
+
+// WriteDashboard writes the built dashboard page as dist/dashboard.html.
+func WriteDashboard(dist string) (string, error) {
+	path := filepath.Join(dist, DashboardFile)
+	return path, os.WriteFile(path, dashboard.Page(), 0o644)
+}
+
 // WriteTracker writes the minified tracker as dist/ux-core.js.
 func WriteTracker(dist string) (string, error) {
 	js, err := tracker.Build()
@@ -188,6 +199,9 @@ func Artifacts(ctx context.Context, root, dist string) ([]Artifact, error) {
 		artifacts = append(artifacts, Artifact{Function: n, Path: zipPath, Size: st.Size()})
 	}
 	if _, err := WriteTracker(dist); err != nil {
+		return nil, err
+	}
+	if _, err := WriteDashboard(dist); err != nil {
 		return nil, err
 	}
 	return artifacts, nil

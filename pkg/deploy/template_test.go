@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opsmantik/opsmantik/dashboard"
 	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/deploy"
 	"github.com/opsmantik/opsmantik/tracker"
@@ -116,6 +117,9 @@ func TestServerlessTemplate(t *testing.T) {
 	}
 	if got, err := os.ReadFile(filepath.Join(dist, deploy.TrackerFile)); err != nil || !bytes.Equal(got, want) {
 		t.Errorf("dist/%s is not the minified tracker (err %v)", deploy.TrackerFile, err)
+	}
+	if got, err := os.ReadFile(filepath.Join(dist, deploy.DashboardFile)); err != nil || !bytes.Equal(got, dashboard.Page()) {
+		t.Errorf("dist/%s is not the dashboard page (err %v)", deploy.DashboardFile, err)
 	}
 }
 

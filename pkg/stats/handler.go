@@ -55,7 +55,7 @@ func FromConfig(ctx context.Context, cfg *config.Stats) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(pool, cfg.Log.Logger()), nil
+	return New(pool, cfg.Log.Logger()).Site(), nil
 }
 
 type errorBody struct {
@@ -72,24 +72,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		start := time.Now()
 		status, code, a := h.get(w, r)
-		level := slog.LevelInfo
-		if status >= 500 {
-			level = slog.LevelError
-		}
-		h.logger.LogAttrs(r.Context(), level, "stats",
+		h.logger.LogAttrs(r.Context(), levelOf(status), "stats",
 			slog.Int("status", status), slog.String("site", r.URL.Query().Get("site")), slog.String("error", code),
 			slog.String("from", a.From), slog.String("to", a.To),
 			slog.Int("view_days", a.ServedFrom.ViewDays), slog.Int("live_days", a.ServedFrom.LiveDays),
 			slog.Float64("ms", float64(time.Since(start).Microseconds())/1000))
 	case http.MethodOptions:
-		w.Header().Set("Access-Control-Allow-Methods", "GET, OPTIONS")
-		w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
-		w.Header().Set("Access-Control-Max-Age", "86400")
-		w.WriteHeader(http.StatusNoContent)
+		preflight(w)
 	default:
 		w.Header().Set("Allow", "GET, OPTIONS")
 		writeJSON(w, http.StatusMethodNotAllowed, errorBody{Error: "method_not_allowed", Detail: "use GET"})
 	}
+}
+
+// preflight answers the OPTIONS that the Authorization header causes.
+func preflight(w http.ResponseWriter) {
+	w.Header().Set("Access-Control-Allow-Methods", "GET, OPTIONS")
+	w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	w.Header().Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func levelOf(status int) slog.Level {
+	if status >= 500 {
+		return slog.LevelError
+	}
+	return slog.LevelInfo
 }
 
 // get answers a GET and returns what the log line reports.

@@ -88,7 +88,8 @@ async function startDev(bin, databaseUrl) {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const proc = spawn(bin, ['dev'], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, OPSMANTIK_ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'warn' },
+    // No demo data: each test writes the rows it checks.
+    env: { OPSMANTIK_DEMO_DATA: 'false', ...process.env, DATABASE_URL: databaseUrl, OPSMANTIK_ADDR: `127.0.0.1:${port}`, LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -227,7 +228,12 @@ async function startStack() {
     stops.push(() => pg.end());
     const browser = await launchBrowser();
     stops.push(() => browser.close());
-    return { dev, proxy, pg, browser, db, stop };
+    // cli runs the opsmantik command line against the stack's database.
+    const cli = async (...args) => {
+      const { stdout } = await promisify(execFile)(bin, args, { env: { ...process.env, DATABASE_URL: db.url, LOG_LEVEL: 'warn' }, maxBuffer: 1 << 24 });
+      return stdout;
+    };
+    return { dev, proxy, pg, browser, db, cli, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -250,4 +256,4 @@ async function newContext(browser, opts = {}) {
   return { context, sent };
 }
 
-module.exports = { startStack, newContext, eventually, USER_AGENT };
+module.exports = { startStack, newContext, eventually, launchBrowser, USER_AGENT };
