@@ -23,6 +23,7 @@ test: deps
 	$(OSLS) --version >/dev/null && \
 	scripts/ensure-pgbouncer.sh && \
 	scripts/ensure-pg-cron.sh && \
+	scripts/ensure-dashboard-npm.sh && \
 	go vet ./... && \
 	go test -race -count=1 ./... && \
 	for mode in exec simple_protocol; do \
