@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -52,8 +53,29 @@ func TestPageIsSelfContained(t *testing.T) {
 
 func TestHandlerServesThePage(t *testing.T) {
 	rec := httptest.NewRecorder()
-	Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/dashboard", nil))
+	Handler(Install{}).ServeHTTP(rec, httptest.NewRequest("GET", "/dashboard", nil))
 	if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/html; charset=utf-8" || !bytes.Equal(rec.Body.Bytes(), Page()) {
 		t.Fatalf("status %d, type %q, %d bytes; want 200 text/html with the page", rec.Code, rec.Header().Get("Content-Type"), rec.Body.Len())
+	}
+}
+
+// TestHandlerNamesTheDeployedURLs: with the deployment's URLs the page's head
+// carries them (escaped) for the install instructions; without, it is the
+// committed page unchanged.
+func TestHandlerNamesTheDeployedURLs(t *testing.T) {
+	rec := httptest.NewRecorder()
+	in := Install{TrackerURL: "https://cdn.shop.example/ux-core.js", SyncURL: `https://abc.lambda-url.eu-central-1.on.aws/?a="b"`}
+	Handler(in).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	body := rec.Body.String()
+	for _, want := range []string{
+		`<head><meta name="om-tracker-url" content="https://cdn.shop.example/ux-core.js">`,
+		`<meta name="om-sync-url" content="https://abc.lambda-url.eu-central-1.on.aws/?a=&#34;b&#34;">`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Fatalf("page head lacks %s", want)
+		}
+	}
+	if len(body) <= len(Page()) || !strings.Contains(string(Page()), "om-tracker-url") {
+		t.Fatal("the page does not read the meta tags")
 	}
 }

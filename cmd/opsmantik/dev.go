@@ -64,7 +64,7 @@ func runDev(ctx context.Context, args []string) error {
 
 	mux := http.NewServeMux()
 	stats.New(pool, logger).Routes(mux) // /api/stats, /api/stats/conversions, /api/stats/audit
-	mux.Handle("GET /dashboard", dashboard.Handler())
+	mux.Handle("GET /dashboard", dashboard.Handler(dashboard.Install{}))
 	mux.HandleFunc("GET /ux-core.js", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-cache")

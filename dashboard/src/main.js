@@ -192,8 +192,13 @@ function render(cur, prev, ads, audit, n) {
   const empty = !cur.totals.sessions && !prev.totals.sessions && !req_filtered();
   $('install').hidden = !empty;
   if (empty) {
+    // The deployment may name where the tracker and the sync endpoint live
+    // (DASHBOARD_TRACKER_URL, DASHBOARD_SYNC_URL); opsmantik dev serves both
+    // on the page's own origin.
+    const meta = (n) => document.querySelector(`meta[name="${n}"]`)?.content;
     const o = location.origin;
-    $('snippet').textContent = `<script async src="${o}/ux-core.js" data-site="${creds.site}" data-api="${o}/api/sync"></script>`;
+    const src = meta('om-tracker-url') || `${o}/ux-core.js`, api = meta('om-sync-url') || `${o}/api/sync`;
+    $('snippet').textContent = `<script async src="${src}" data-site="${creds.site}" data-api="${api}"></script>`;
   }
 
   drawChart(cur.days);

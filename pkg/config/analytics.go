@@ -2,13 +2,37 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"net/url"
 	"strings"
 )
 
 // Stats configures functions/stats, the dashboard's statistics endpoint.
 type Stats struct {
-	Database Database
-	Log      Log
+	Database  Database
+	Log       Log
+	Dashboard Dashboard
+}
+
+// Dashboard says where the page's install instructions point: the tracker
+// script and the sync function's URL (unset: the stats URL's own
+// /ux-core.js and /api/sync, which is right only behind one domain).
+type Dashboard struct {
+	TrackerURL string `env:"DASHBOARD_TRACKER_URL"`
+	SyncURL    string `env:"DASHBOARD_SYNC_URL"`
+}
+
+// Validate accepts unset values or http(s) URLs.
+func (d Dashboard) Validate() error {
+	for _, v := range []struct{ name, value string }{{"DASHBOARD_TRACKER_URL", d.TrackerURL}, {"DASHBOARD_SYNC_URL", d.SyncURL}} {
+		if v.value == "" {
+			continue
+		}
+		if u, err := url.Parse(v.value); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%s: must be an http(s) URL, got %q", v.name, v.value)
+		}
+	}
+	return nil
 }
 
 // Analytics configures how `opsmantik migrate` schedules the hourly refresh

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/opsmantik/opsmantik/dashboard"
 	"github.com/opsmantik/opsmantik/pkg/config"
 	"github.com/opsmantik/opsmantik/pkg/database"
 	"github.com/opsmantik/opsmantik/pkg/sites"
@@ -55,7 +56,7 @@ func FromConfig(ctx context.Context, cfg *config.Stats) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	return New(pool, cfg.Log.Logger()).Site(), nil
+	return New(pool, cfg.Log.Logger()).Site(dashboard.Install{TrackerURL: cfg.Dashboard.TrackerURL, SyncURL: cfg.Dashboard.SyncURL}), nil
 }
 
 type errorBody struct {

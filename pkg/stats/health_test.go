@@ -32,7 +32,7 @@ type healthSite struct {
 	key      string
 }
 
-// healthServer serves stats.Site() (the stats function's whole Function
+// healthServer serves stats.Site(dashboard.Install{}) (the stats function's whole Function
 // URL) over a fresh database with two sites, a and b.
 func healthServer(t *testing.T) (*pgxpool.Pool, *httptest.Server, http.Handler, healthSite, healthSite) {
 	t.Helper()
@@ -46,7 +46,7 @@ func healthServer(t *testing.T) (*pgxpool.Pool, *httptest.Server, http.Handler, 
 		return healthSite{s.ID, publicID, key}
 	}
 	a, b := mk("a"), mk("b")
-	h := stats.New(pool, slog.New(slog.NewJSONHandler(io.Discard, nil))).Site()
+	h := stats.New(pool, slog.New(slog.NewJSONHandler(io.Discard, nil))).Site(dashboard.Install{})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return pool, srv, h, a, b
@@ -334,7 +334,7 @@ func TestHealthDatabaseDownIs503(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	h := stats.New(pool, slog.New(slog.NewJSONHandler(io.Discard, nil))).Site()
+	h := stats.New(pool, slog.New(slog.NewJSONHandler(io.Discard, nil))).Site(dashboard.Install{})
 	for _, path := range []string{"/api/stats/conversions?site=a", "/api/stats/audit?site=a"} {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest("GET", path, nil)

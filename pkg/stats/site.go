@@ -18,10 +18,10 @@ func (h *Handler) Routes(mux *http.ServeMux) {
 // origin: the dashboard at GET / (and /dashboard), the API under /api/stats.
 // A request to any other path, or to / with a site parameter or a key, is
 // /api/stats as before the page existed (docs/stats-api.md's curl example).
-func (h *Handler) Site() http.Handler {
+func (h *Handler) Site(install dashboard.Install) http.Handler {
 	mux := http.NewServeMux()
 	h.Routes(mux)
-	page := dashboard.Handler()
+	page := dashboard.Handler(install)
 	mux.Handle("GET /dashboard", page)
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" && r.Method == http.MethodGet && !r.URL.Query().Has("site") && r.Header.Get("Authorization") == "" {
