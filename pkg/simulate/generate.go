@@ -218,7 +218,9 @@ var (
 		{"/blog/musluk-damlatmasi-nasil-onlenir", "Musluk Damlatması Nasıl Önlenir? | Anka Tesisat"},
 		{"/iletisim", "İletişim | Anka Tesisat"},
 	}
-	desktopUAs = []string{
+	// DesktopUserAgents, MobileUserAgents and TabletUserAgents are real
+	// browsers' User-Agents by device type (pkg/seed draws from them too).
+	DesktopUserAgents = []string{
 		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
 		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0.0.0 Safari/537.36 Edg/125.0.0.0",
 		"Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0",
@@ -226,7 +228,7 @@ var (
 		"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
 		"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
 	}
-	mobileUAs = []string{
+	MobileUserAgents = []string{
 		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
 		"Mozilla/5.0 (iPhone; CPU iPhone OS 16_7_8 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.6 Mobile/15E148 Safari/604.1",
 		"Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.71 Mobile Safari/537.36",
@@ -234,7 +236,7 @@ var (
 		"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.6478.71 Mobile Safari/537.36",
 		"Mozilla/5.0 (Linux; Android 12; Redmi Note 11) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.6367.179 Mobile Safari/537.36",
 	}
-	tabletUAs = []string{
+	TabletUserAgents = []string{
 		"Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
 		// Android tablets: parsers know them by "Tablet", which Firefox sends (Chrome's lack of "Mobile" is not enough).
 		"Mozilla/5.0 (Android 13; Tablet; rv:127.0) Gecko/127.0 Firefox/127.0",
@@ -538,11 +540,11 @@ func (g *Generator) newVisitor() visitor {
 	w.device = pickWeighted(r, []string{DeviceMobile, DeviceDesktop, DeviceTablet}, []int{60, 32, 8})
 	switch w.device {
 	case DeviceMobile:
-		w.ua = mobileUAs[r.IntN(len(mobileUAs))]
+		w.ua = MobileUserAgents[r.IntN(len(MobileUserAgents))]
 	case DeviceTablet:
-		w.ua = tabletUAs[r.IntN(len(tabletUAs))]
+		w.ua = TabletUserAgents[r.IntN(len(TabletUserAgents))]
 	default:
-		w.ua = desktopUAs[r.IntN(len(desktopUAs))]
+		w.ua = DesktopUserAgents[r.IntN(len(DesktopUserAgents))]
 	}
 	s := screens[w.device][r.IntN(len(screens[w.device]))]
 	w.sw, w.sh = s[0], s[1]

@@ -387,7 +387,7 @@ func TestUserAgentsAreBrowsersOfTheVisitsDevice(t *testing.T) {
 			t.Errorf("User-Agent %q parses as %+v, want a %s browser", v.UserAgent, ua, v.Device)
 		}
 	}
-	if want := len(desktopUAs) + len(mobileUAs) + len(tabletUAs); len(seen) != want {
+	if want := len(DesktopUserAgents) + len(MobileUserAgents) + len(TabletUserAgents); len(seen) != want {
 		t.Errorf("saw %d distinct User-Agents, want all %d", len(seen), want)
 	}
 }
