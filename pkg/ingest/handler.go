@@ -135,6 +135,7 @@ type outcome struct {
 	duplicates int
 	rejected   int
 	bot        bool
+	classified bool // bot is known (the User-Agent was classified)
 	channel    string
 }
 
@@ -160,6 +161,12 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, out outcome, stat
 	if f, ok := w.(http.Flusher); ok {
 		f.Flush()
 	}
+	if !out.classified {
+		// Refused before the batch was parsed: a bot's refusals and failures
+		// are counted as a bot's, so classify here (touch points cannot
+		// change that).
+		out.bot, out.classified = ClassifyUserAgent(r.UserAgent(), 0).Bot, true
+	}
 	_ = h.store.Count(r.Context(), Tally{ServerFailure: status >= 500, Refused: status < 500, Bot: out.bot})
 	out.status, out.code = status, code
 	return out
@@ -173,8 +180,6 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 	ctx, cancel := context.WithTimeout(r.Context(), DatabaseDeadline)
 	defer cancel()
 	r = r.WithContext(ctx)
-	client := ClassifyUserAgent(r.UserAgent(), 0)
-	out.bot = client.Bot
 	origin := r.Header.Get("Origin")
 	if origin != "" {
 		// Error answers carry the Origin too, so that the tracker can read a
@@ -208,6 +213,10 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 		return h.fail(w, r, out, http.StatusBadRequest, "invalid_payload", err.Error())
 	}
 	out.site, out.channel, out.rejected = batch.Site, batch.Channel, len(batch.Rejected)
+	// Once per request, with the touch points that tell an iPad with a
+	// desktop User-Agent from a Mac.
+	client := ClassifyUserAgent(r.UserAgent(), batch.Ctx.Touch)
+	out.bot, out.classified = client.Bot, true
 	site, err := h.sites.Get(r.Context(), batch.Site)
 	if errors.Is(err, sites.ErrNotFound) {
 		return h.fail(w, r, out, http.StatusForbidden, "unknown_site", "")
@@ -218,10 +227,6 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 	}
 	if origin != "" && !site.AllowsOrigin(origin) {
 		return h.fail(w, r, out, http.StatusForbidden, "origin_not_allowed", "")
-	}
-	if batch.Ctx.Touch > 0 {
-		// Touch points tell an iPad with a desktop User-Agent from a Mac.
-		client = ClassifyUserAgent(r.UserAgent(), batch.Ctx.Touch)
 	}
 	resp := okBody{OK: true, Rejected: batch.Rejected}
 	if resp.Rejected == nil {
