@@ -1,17 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -37,7 +38,7 @@ func runBench(ctx context.Context, args []string) error {
 	batches := fs.Int("batches", 4000, "3-event batches per side")
 	concurrency := fs.Int("concurrency", 8, "requests in flight")
 	limit := fs.Duration("max-time", 30*time.Second, "stop a side after this long")
-	profile := fs.String("cpuprofile", "", "write a CPU profile of the HTTP side to this file")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the measured rounds (all sides) to this file")
 	uaCorpus := fs.String("ua-corpus", "pkg/ingest/testdata/ua/corpus.json", "labelled User-Agents to classify")
 	ceiling := addCeilingFlags(fs)       // bench_ceiling.go
 	statsBench := addStatsBenchFlags(fs) // bench_stats.go
@@ -82,7 +83,8 @@ func runBench(ctx context.Context, args []string) error {
 	// Both sides get the same batches (fresh ids each), a warm-up, and then
 	// alternate in rounds, so that neither profits from going second or
 	// suffers from noise that comes and goes.
-	warm, rounds := *batches/10, 4
+	// Ranges start on a session (drive).
+	warm, rounds := *batches/10/sessionBatches*sessionBatches, 4
 	total := warm + *batches
 	httpDo, stopHTTP, err := httpSide(ctx, httpPool, total, *concurrency)
 	if err != nil {
@@ -103,6 +105,13 @@ func runBench(ctx context.Context, args []string) error {
 		}
 	}
 	pooled.warmUp(0, warm, *concurrency, *limit)
+	// A live database has statistics (autovacuum keeps them); a fresh one
+	// keeps the plans chosen while its tables were empty until autovacuum's
+	// first ANALYZE, a minute or more later, so the warmed-up tables are
+	// analysed before the measured rounds.
+	if err := analyze(ctx, httpPool, directPool, pooled.pool); err != nil {
+		return err
+	}
 	if *profile != "" {
 		f, err := os.Create(*profile)
 		if err != nil {
@@ -112,10 +121,9 @@ func runBench(ctx context.Context, args []string) error {
 		if err := pprof.StartCPUProfile(f); err != nil {
 			return err
 		}
-		defer pprof.StopCPUProfile()
 	}
 	var a, b benchResult
-	per := *batches / rounds
+	per := *batches / rounds / sessionBatches * sessionBatches
 	for r := range rounds {
 		from, to := warm+r*per, warm+(r+1)*per
 		ra, err := drive(from, to, *concurrency, *limit/time.Duration(rounds), httpDo)
@@ -128,6 +136,9 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		a, b = a.add(ra), b.add(rb)
 		pooled.drive(from, to, *concurrency, *limit/time.Duration(rounds))
+	}
+	if *profile != "" {
+		pprof.StopCPUProfile() // the profile covers the measured rounds only
 	}
 	fmt.Printf("(a) HTTP over loopback: %s\n", a)
 	fmt.Printf("(b) direct pgx, same SQL: %s\n", b)
@@ -194,8 +205,11 @@ func benchDatabase(ctx context.Context, serverURL, suffix string, conns int) (*p
 	return pool, func() { pool.Close(); drop() }, nil
 }
 
-// benchBody is batch i of a visit: every 4 batches start a new session; each
-// batch has a pageview, a heartbeat and a custom event.
+// sessionBatches is how many batches each benchmark session has.
+const sessionBatches = 4
+
+// benchBody is batch i of a visit: every sessionBatches batches start a new
+// session; each batch has a pageview, a heartbeat and a custom event.
 func benchBody(sid uuid.UUID, i int, now time.Time) []byte {
 	ts := now.UnixMilli()
 	return fmt.Appendf(nil, `{"v":1,"site":"bench","sid":"%s","vid":"%s","sent_at":%d,"failures":0,"channel":"primary",`+
@@ -212,17 +226,20 @@ func benchBodies(n int) [][]byte {
 	out := make([][]byte, n)
 	var sid uuid.UUID
 	for i := range out {
-		if i%4 == 0 {
+		if i%sessionBatches == 0 {
 			sid = uuid.New()
 		}
 		// A session's batches are 15 s apart, so that each one moves
 		// last_seen_at as a real visit does (what HOT updates depend on).
-		out[i] = benchBody(sid, i, now.Add(time.Duration(i%4-3)*15*time.Second))
+		out[i] = benchBody(sid, i, now.Add(time.Duration(i%sessionBatches-sessionBatches+1)*15*time.Second))
 	}
 	return out
 }
 
 // drive runs do over items [from, to) with c workers, stopping after limit.
+// A worker takes a whole session (sessionBatches items from a multiple of
+// it) and sends its batches in order, one at a time, as the tracker does
+// (one request in flight per tab); the c workers are c visitors' tabs.
 func drive(from, to, c int, limit time.Duration, do func(i int) error) (benchResult, error) {
 	var next atomic.Int64
 	next.Store(int64(from))
@@ -237,16 +254,21 @@ func drive(from, to, c int, limit time.Duration, do func(i int) error) (benchRes
 		go func() {
 			defer wg.Done()
 			for {
-				i := int(next.Add(1)) - 1
-				if i >= to || time.Now().After(deadline) {
+				first := int(next.Add(sessionBatches)) - sessionBatches
+				for i := first; i < min(first+sessionBatches, to); i++ {
+					if time.Now().After(deadline) {
+						return
+					}
+					t0 := time.Now()
+					if err := do(i); err != nil {
+						once.Do(func() { firstErr = err })
+						return
+					}
+					lat[w] = append(lat[w], time.Since(t0))
+				}
+				if first >= to {
 					return
 				}
-				t0 := time.Now()
-				if err := do(i); err != nil {
-					once.Do(func() { firstErr = err })
-					return
-				}
-				lat[w] = append(lat[w], time.Since(t0))
 			}
 		}()
 	}
@@ -263,7 +285,10 @@ func drive(from, to, c int, limit time.Duration, do func(i int) error) (benchRes
 }
 
 // httpSide serves the sync handler on loopback and returns a function that
-// posts batch i to it.
+// posts batch i to it. The load generator is a plain HTTP/1.1 client over c
+// keep-alive connections (the tracker's requests, byte for byte, the answer
+// read with net/http's parser), so that it costs the shared cores about what
+// pgbench's own client does, not what a full net/http client would.
 func httpSide(ctx context.Context, pool *pgxpool.Pool, n, c int) (func(int) error, func(), error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -271,29 +296,81 @@ func httpSide(ctx context.Context, pool *pgxpool.Pool, n, c int) (func(int) erro
 	}
 	srv := &http.Server{Handler: ingest.New(pool, ingest.WithLogger(discardLogger()))}
 	go srv.Serve(ln)
-	url := "http://" + ln.Addr().String() + "/api/sync"
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c}, Timeout: 10 * time.Second}
+	addr := ln.Addr().String()
+	conns := make(chan *benchConn, c)
+	for range c {
+		conns <- &benchConn{}
+	}
 	bodies := benchBodies(n)
 	do := func(i int) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i]))
+		bc := <-conns
+		defer func() { conns <- bc }()
+		status, body, err := bc.post(addr, bodies[i])
 		if err != nil {
-			return err
+			return fmt.Errorf("batch %d: %w", i, err)
 		}
-		req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
-		req.Header.Set("Origin", "https://shop.example")
-		req.Header.Set("User-Agent", benchUA)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"accepted":3`)) {
-			return fmt.Errorf("batch %d: %d %s", i, resp.StatusCode, body)
+		if status != 200 || !bytes.Contains(body, []byte(`"accepted":3`)) {
+			return fmt.Errorf("batch %d: %d %s", i, status, body)
 		}
 		return nil
 	}
-	return do, func() { srv.Close() }, nil
+	stop := func() {
+		close(conns)
+		for bc := range conns {
+			bc.close()
+		}
+		srv.Close()
+	}
+	return do, stop, nil
+}
+
+// benchConn is one keep-alive connection of the load generator.
+type benchConn struct {
+	conn net.Conn
+	r    *bufio.Reader
+	req  []byte
+	resp bytes.Buffer
+}
+
+// post sends body as the tracker does and returns the answer's status and
+// body, dialling (again) when the connection is not open.
+func (bc *benchConn) post(addr string, body []byte) (int, []byte, error) {
+	if bc.conn == nil {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			return 0, nil, err
+		}
+		bc.conn, bc.r = conn, bufio.NewReader(conn)
+	}
+	bc.req = append(bc.req[:0], "POST /api/sync HTTP/1.1\r\nHost: "...)
+	bc.req = append(bc.req, addr...)
+	bc.req = append(bc.req, "\r\nContent-Type: text/plain;charset=UTF-8\r\nOrigin: https://shop.example\r\nUser-Agent: "+benchUA+"\r\nContent-Length: "...)
+	bc.req = strconv.AppendInt(bc.req, int64(len(body)), 10)
+	bc.req = append(bc.req, "\r\n\r\n"...)
+	bc.req = append(bc.req, body...)
+	if _, err := bc.conn.Write(bc.req); err != nil {
+		bc.close()
+		return 0, nil, err
+	}
+	resp, err := http.ReadResponse(bc.r, nil)
+	if err != nil {
+		bc.close()
+		return 0, nil, err
+	}
+	bc.resp.Reset()
+	_, err = bc.resp.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Close {
+		bc.close()
+	}
+	return resp.StatusCode, bc.resp.Bytes(), err
+}
+
+func (bc *benchConn) close() {
+	if bc.conn != nil {
+		bc.conn.Close()
+		bc.conn = nil
+	}
 }
 
 // directSide parses n batches up front and returns a function that stores
@@ -311,7 +388,7 @@ func directSide(ctx context.Context, pool *pgxpool.Pool, n int) (func(int) error
 		}
 	}
 	store := ingest.NewStore(pool)
-	req := ingest.Request{SiteID: site.ID, Client: ingest.ClassifyUserAgent(benchUA, 0)}
+	req := ingest.Request{SiteID: site.ID, Client: ingest.ClassifyUserAgent(benchUA, 0), Converts: site.Converts}
 	return func(i int) error {
 		res, err := store.Save(ctx, req, batches[i])
 		if err == nil && res.Accepted(batches[i]) != 3 {
@@ -319,6 +396,19 @@ func directSide(ctx context.Context, pool *pgxpool.Pool, n int) (func(int) error
 		}
 		return err
 	}, nil
+}
+
+// analyze runs ANALYZE in the databases of pools (nil ones are skipped).
+func analyze(ctx context.Context, pools ...*pgxpool.Pool) error {
+	for _, p := range pools {
+		if p == nil {
+			continue
+		}
+		if _, err := p.Exec(ctx, "ANALYZE"); err != nil {
+			return fmt.Errorf("analyze %s: %w", p.Config().ConnConfig.Database, err)
+		}
+	}
+	return nil
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -19,6 +19,7 @@ const pooledExecMode = "exec"
 type optionalSide struct {
 	name string
 	do   func(int) error
+	pool *pgxpool.Pool // nil when the side failed to start
 	stop func()
 	err  error
 	res  benchResult
@@ -116,7 +117,7 @@ func pooledSide(ctx context.Context, serverURL string, n, c int) *optionalSide {
 		return fail("serve", err)
 	}
 	cleanups = append(cleanups, stopHTTP)
-	s.do = do
+	s.do, s.pool = do, pool
 	return s
 }
 

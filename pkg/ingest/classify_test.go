@@ -1,6 +1,9 @@
 package ingest
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestTrafficSource(t *testing.T) {
 	cases := []struct {
@@ -182,5 +185,29 @@ func TestClassifyUserAgentMainstreamBrowsers(t *testing.T) {
 				t.Fatalf("got bot %v device %s, want a person on %s", got.Bot, got.Device, c.device)
 			}
 		})
+	}
+}
+
+func TestUACacheAgreesWithClassifyUserAgent(t *testing.T) {
+	c := newUACache()
+	long := "Mozilla/5.0 (Linux; Android 14; CUBOT_X50) " + strings.Repeat("x", maxCachedUA)
+	for _, ua := range []string{
+		"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Safari/605.1.15",
+		"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+		"", long,
+	} {
+		for _, touch := range []int{0, 5} {
+			for range 2 { // the second answer comes from the cache
+				if got, want := c.Classify(ua, touch), ClassifyUserAgent(ua, touch); got != want {
+					t.Fatalf("%q touch %d: cached %+v, want %+v", ua, touch, got, want)
+				}
+			}
+		}
+	}
+	if _, ok := c.lru.Get(uaKey{long, 0}); ok {
+		t.Fatal("a User-Agent longer than maxCachedUA was cached")
+	}
+	if c.lru.Len() != 6 {
+		t.Fatalf("%d entries cached, want 6 (3 User-Agents × 2 touch values)", c.lru.Len())
 	}
 }

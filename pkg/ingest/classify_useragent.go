@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/mileusna/useragent"
 )
 
@@ -430,3 +431,42 @@ func isUpperLetter(c byte) bool { return 'A' <= c && c <= 'Z' }
 func isDigit(c byte) bool       { return '0' <= c && c <= '9' }
 func isJoiner(c byte) bool      { return c == '-' || c == '_' }
 func isNameByte(c byte) bool    { return isLetter(c) || isDigit(c) || c == '-' || c == '_' }
+
+// uaCacheSize bounds the classifications a sync handler remembers: a site's
+// traffic comes from a few hundred distinct browsers at a time, and a
+// classification costs microseconds that a lookup saves on every batch.
+const uaCacheSize = 2048
+
+// maxCachedUA keeps unusually long User-Agents (a bot's or an attacker's)
+// out of the cache; they are classified each time.
+const maxCachedUA = 512
+
+type uaKey struct {
+	raw   string
+	touch int
+}
+
+// uaCache is ClassifyUserAgent with a bounded LRU in front.
+type uaCache struct{ lru *lru.Cache[uaKey, Client] }
+
+func newUACache() uaCache {
+	c, err := lru.New[uaKey, Client](uaCacheSize)
+	if err != nil {
+		panic(err) // only for a size < 1
+	}
+	return uaCache{lru: c}
+}
+
+// Classify is ClassifyUserAgent(raw, touchPoints), remembered.
+func (c uaCache) Classify(raw string, touchPoints int) Client {
+	if len(raw) > maxCachedUA {
+		return ClassifyUserAgent(raw, touchPoints)
+	}
+	k := uaKey{raw, touchPoints}
+	if cl, ok := c.lru.Get(k); ok {
+		return cl
+	}
+	cl := ClassifyUserAgent(raw, touchPoints)
+	c.lru.Add(k, cl)
+	return cl
+}

@@ -43,11 +43,13 @@ func ClientKey(r *http.Request) string {
 
 // Handler serves the sync endpoint: POST ingest, GET health, OPTIONS preflight.
 type Handler struct {
-	pool   *pgxpool.Pool
-	store  *Store
-	sites  *sites.Cache
-	now    func() time.Time
-	logger *slog.Logger
+	pool  *pgxpool.Pool
+	store *Store
+	sites *sites.Cache
+	// clients remembers User-Agent classifications.
+	clients uaCache
+	now     func() time.Time
+	logger  *slog.Logger
 	// publisher hands new conversions to the delivery queue (nil: none).
 	publisher Publisher
 }
@@ -69,12 +71,19 @@ type Option func(*Handler)
 // WithClock sets the handler's clock (tests).
 func WithClock(now func() time.Time) Option { return func(h *Handler) { h.now = now } }
 
+// WithSiteCache sets how long sites are cached (sites.CacheOptions): a
+// change to a site takes effect within its TTL.
+func WithSiteCache(o sites.CacheOptions) Option {
+	return func(h *Handler) { h.sites = sites.NewCache(h.pool, o) }
+}
+
 // WithLogger sets the logger for the one line per request.
 func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l } }
 
 // New returns the sync handler over pool.
 func New(pool *pgxpool.Pool, opts ...Option) *Handler {
-	h := &Handler{pool: pool, store: NewStore(pool), sites: sites.NewCache(pool, sites.CacheOptions{}), now: time.Now, logger: slog.Default()}
+	h := &Handler{pool: pool, store: NewStore(pool), sites: sites.NewCache(pool, sites.CacheOptions{}), clients: newUACache(),
+		now: time.Now, logger: slog.Default()}
 	for _, o := range opts {
 		o(h)
 	}
@@ -165,7 +174,7 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, out outcome, stat
 		// Refused before the batch was parsed: a bot's refusals and failures
 		// are counted as a bot's, so classify here (touch points cannot
 		// change that).
-		out.bot, out.classified = ClassifyUserAgent(r.UserAgent(), 0).Bot, true
+		out.bot, out.classified = h.clients.Classify(r.UserAgent(), 0).Bot, true
 	}
 	_ = h.store.Count(r.Context(), Tally{ServerFailure: status >= 500, Refused: status < 500, Bot: out.bot})
 	out.status, out.code = status, code
@@ -215,7 +224,7 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 	out.site, out.channel, out.rejected = batch.Site, batch.Channel, len(batch.Rejected)
 	// Once per request, with the touch points that tell an iPad with a
 	// desktop User-Agent from a Mac.
-	client := ClassifyUserAgent(r.UserAgent(), batch.Ctx.Touch)
+	client := h.clients.Classify(r.UserAgent(), batch.Ctx.Touch)
 	out.bot, out.classified = client.Bot, true
 	site, err := h.sites.Get(r.Context(), batch.Site)
 	if errors.Is(err, sites.ErrNotFound) {
@@ -242,7 +251,7 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 		out.status = http.StatusOK
 		return out
 	}
-	res, err := h.store.Save(r.Context(), Request{SiteID: site.ID, Client: client, ClientKey: ClientKey(r)}, batch)
+	res, err := h.store.Save(r.Context(), Request{SiteID: site.ID, Client: client, ClientKey: ClientKey(r), Converts: site.Converts}, batch)
 	var dataErr *DataError
 	if errors.As(err, &dataErr) {
 		// The data can never be stored: a 4xx, so that the tracker drops

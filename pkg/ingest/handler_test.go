@@ -31,14 +31,14 @@ type testEnv struct {
 	siteID  int64
 }
 
-func newEnv(t *testing.T) *testEnv {
+func newEnv(t *testing.T, opts ...Option) *testEnv {
 	t.Helper()
 	pool := dbtest.New(t)
 	site, err := sites.Add(context.Background(), pool, sites.NewSite{PublicID: "demo", Domains: []string{"shop.example"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := New(pool, WithClock(func() time.Time { return testNow }))
+	h := New(pool, append([]Option{WithClock(func() time.Time { return testNow })}, opts...)...)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return &testEnv{pool: pool, handler: h, server: srv, siteID: site.ID}

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/opsmantik/opsmantik/pkg/sites"
 )
 
 // publishRecorder is the publisher of these tests: it records what the
@@ -148,10 +150,12 @@ func TestNoConversionWithoutAQualifiedBrowserSessionWithAClickOnAConfiguredSite(
 }
 
 // TestSettingsThatArriveLaterConvertWithTheNextBatch: the score crossed
-// before the site had Google Ads (and GA4) configured; the next batch of the
-// session creates the rows.
+// before the site had Google Ads (and GA4) configured; the session's next
+// batch once the site cache has seen the settings creates the rows (a
+// session that sends no more is the watchtower's sweep's).
 func TestSettingsThatArriveLaterConvertWithTheNextBatch(t *testing.T) {
-	e := newEnv(t)
+	const ttl = 50 * time.Millisecond
+	e := newEnv(t, WithSiteCache(sites.CacheOptions{TTL: ttl}))
 	ctx := map[string]any{"url": "https://shop.example/", "gclid": "LATE"}
 	if r := e.post(t, qualifying(t, 1, 1, ctx)); r.status != 200 {
 		t.Fatal(r.raw)
@@ -160,6 +164,7 @@ func TestSettingsThatArriveLaterConvertWithTheNextBatch(t *testing.T) {
 		t.Fatalf("%+v", got)
 	}
 	e.configureAds(t, true)
+	time.Sleep(2 * ttl)
 	r := e.post(t, body(t, map[string]any{"sid": sid(1), "ctx": ctx, "events": []any{event(9, "heartbeat", testNow, map[string]any{"state": "idle"})}}))
 	if r.status != 200 {
 		t.Fatal(r.raw)

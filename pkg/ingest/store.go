@@ -36,6 +36,10 @@ type Request struct {
 	// ClientKey identifies the sender for the error rate (a hash of its IP
 	// address); "" when unknown.
 	ClientKey string
+	// Converts: the site has a conversion destination (sites.Site.Converts).
+	// When a destination is configured after a session qualified, the
+	// watchtower's sweep creates the session's outbox rows.
+	Converts bool
 }
 
 // Result is what a batch did.
@@ -73,48 +77,48 @@ func dataError(err error) error {
 	return err
 }
 
-// A batch is one transaction of at most four statements, sent together in
+// A batch is one transaction of at most three statements, sent together in
 // one round trip (a pgx batch is an implicit transaction, also through a
 // transaction-mode pooler):
 //
 //  1. timeoutSQL bounds the transaction on the server;
-//  2. visitorLockSQL (with a visitor id) serialises the batches of one
-//     visitor, so that concurrent first batches of two tabs cannot both miss
-//     each other;
-//  3. ingestSQL stores events, session and counters in one statement;
-//  4. returningSQL (with a visitor id) recomputes the visitor's returning
-//     flags from the stored sessions;
-//  5. conversionSQL (for a browser's batch with an ad click id) puts a
-//     qualified lead into the conversion outbox, in the same transaction
-//     that raised its score past the site's threshold.
+//  2. ingestSQL stores events, session, returning flags and counters in one
+//     statement (a batch that creates a session or moves its start takes
+//     the visitor's lock, in sessions_visitor_started, sql/0009);
+//  3. conversionSQL (for a browser's batch with an ad click id, on a site
+//     with a destination) puts a qualified lead into the conversion outbox,
+//     in the same transaction that raised its score past the threshold.
 //
 // The lead score is a generated column (sql/0003), so it follows the
 // aggregates in the same statement that changes them.
 
-// timeoutSQL opens every batch; with a visitor id it also takes the lock.
-const (
-	timeoutSQL     = `SELECT set_config('statement_timeout', @timeout::text, true)`
-	visitorLockSQL = `SELECT set_config('statement_timeout', @timeout::text, true), pg_advisory_xact_lock(hashtextextended(@visitor_lock::text, 0))`
-)
+// timeoutSQL opens every batch.
+const timeoutSQL = `SELECT set_config('statement_timeout', @timeout::text, true)`
 
 // ingestSQL: the session's stored clock skew (or, for a new session, this
 // attempt's) corrects the client times; events go in with ON CONFLICT DO
 // NOTHING, which tells which are new; the session upsert adds only the new
 // events to its counters and merges times and cumulative values with
-// GREATEST / LEAST, so that any order of delivery gives the same row; the
-// minute's counters and, when the client reports failures, its per-client
-// row are added to. Data-modifying CTEs all see the statement's snapshot.
+// GREATEST / LEAST, so that any order of delivery gives the same row. The
+// returning flag is what it is defined to be, a function of the set of the
+// visitor's stored sessions: when the batch creates the session or moves its
+// start earlier, sessions_visitor_started (sql/0009) looks up the session's
+// own flag and makes the visitor's later sessions returning (a flag can only
+// turn false by its own session moving earlier). The minute's counters and, when the client reports
+// failures, its per-client row are added to. Data-modifying CTEs all see the
+// statement's snapshot, and each touches other rows than the upsert.
 const ingestSQL = `
 WITH cur AS (
-    SELECT clock_skew_ms, client_failures FROM sessions WHERE site_id = @site_id AND id = @sid::uuid
-), skew AS (
-    SELECT coalesce((SELECT clock_skew_ms FROM cur), @skew_ms::bigint) * interval '1 millisecond' AS d
-), ev AS (
-    SELECT e.id, e.type, e.at + (SELECT d FROM skew) AS occurred_at, e.url, e.data
-    FROM unnest(@ids::uuid[], @types::text[], @times::timestamptz[], @urls::text[], @data::jsonb[]) AS e(id, type, at, url, data)
+    SELECT started_at, is_returning, clock_skew_ms, client_failures FROM sessions WHERE site_id = @site_id AND id = @sid::uuid
+), k AS (
+    SELECT coalesce(c.clock_skew_ms, @skew_ms::bigint) * interval '1 millisecond' AS d,
+           c.started_at AS cur_start, c.is_returning AS cur_returning,
+           least(@failures::int, greatest(0, @max_session_failures::int - coalesce(c.client_failures, 0))) AS fails
+    FROM (VALUES (true)) one LEFT JOIN cur c ON true
 ), ins AS (
     INSERT INTO events (site_id, id, session_id, type, occurred_at, url, data)
-    SELECT @site_id, id, @sid::uuid, type, occurred_at, url, data FROM ev
+    SELECT @site_id, e.id, @sid::uuid, e.type, e.at + k.d, e.url, e.data
+    FROM k, unnest(@ids::uuid[], @types::text[], @times::timestamptz[], @urls::text[], @data::jsonb[]) AS e(id, type, at, url, data)
     ON CONFLICT (site_id, id) DO NOTHING
     RETURNING type
 ), agg AS (
@@ -125,20 +129,18 @@ WITH cur AS (
            count(*) FILTER (WHERE type = 'form_submit')::int AS forms,
            count(*) FILTER (WHERE type = 'custom')::int AS custom
     FROM ins
-), times AS (
-    -- Every event is an interaction; of heartbeats only active ones are.
-    SELECT least((SELECT min(occurred_at) FROM ev), @hb_first::timestamptz + skew.d) AS started_at,
-           greatest((SELECT max(occurred_at) FROM ev), @hb_last::timestamptz + skew.d) AS last_seen_at,
-           greatest((SELECT max(occurred_at) FROM ev), @hb_active::timestamptz + skew.d) AS active_at
-    FROM skew
-), fails AS (
-    SELECT least(@failures::int, greatest(0, @max_session_failures::int - coalesce((SELECT client_failures FROM cur), 0))) AS n
+), t AS (
+    SELECT k.d, k.fails, k.cur_start, k.cur_returning,
+           @first_at::timestamptz + k.d AS started_at,
+           @last_at::timestamptz + k.d AS last_seen_at,
+           @active_at::timestamptz + k.d AS active_at
+    FROM k
 ), counted AS (
     INSERT INTO ingest_counters AS c (bucket, shard, requests, events_accepted, events_duplicate,
                                       events_rejected, bot_requests, client_failures)
     SELECT date_trunc('minute', now()), @shard, 1 - @bots, agg.stored + @heartbeats, @offered - agg.stored,
-           @rejected, @bots, fails.n
-    FROM agg, fails
+           @rejected, @bots, t.fails
+    FROM agg, t
     ON CONFLICT (bucket, shard) DO UPDATE SET
         requests         = c.requests + EXCLUDED.requests,
         events_accepted  = c.events_accepted + EXCLUDED.events_accepted,
@@ -148,22 +150,25 @@ WITH cur AS (
         client_failures  = c.client_failures + EXCLUDED.client_failures
 ), by_client AS (
     INSERT INTO ingest_client_failures AS f (bucket, client, failures)
-    SELECT date_trunc('minute', now()), @client_key, fails.n FROM fails WHERE fails.n > 0
+    SELECT date_trunc('minute', now()), @client_key, t.fails FROM t WHERE t.fails > 0
     ON CONFLICT (bucket, client) DO UPDATE SET failures = f.failures + EXCLUDED.failures
 )
 INSERT INTO sessions AS s (
     site_id, id, visitor_id, started_at, last_seen_at, active_at, last_active_at, clock_skew_ms, client_failures,
     landing_url, referrer, referrer_host, utm_source, utm_medium, utm_campaign, utm_term, utm_content,
     gclid, wbraid, gbraid, traffic_source, device_type, browser, os, language, timezone,
-    screen_width, screen_height, is_bot,
+    screen_width, screen_height, is_bot, is_returning,
     pageviews, event_count, engaged_ms, max_scroll, phone_clicks, whatsapp_clicks, form_submits, custom_events)
 SELECT @site_id, @sid::uuid, @vid::uuid, t.started_at, t.last_seen_at, t.active_at, greatest(t.started_at, t.active_at),
-       @skew_ms, fails.n,
+       @skew_ms, t.fails,
        @landing_url, @referrer, @referrer_host, @utm_source, @utm_medium, @utm_campaign, @utm_term, @utm_content,
        @gclid, @wbraid, @gbraid, @traffic_source, @device_type, @browser, @os, @language, @timezone,
        @screen_width::int, @screen_height::int, @bot::boolean,
+       CASE WHEN t.cur_start <= t.started_at THEN t.cur_returning
+            WHEN @vid::uuid IS NULL THEN false
+            ELSE sessions_visitor_started(@site_id, @vid::uuid, @sid::uuid, t.started_at) END,
        agg.pageviews, agg.stored, @engaged_ms, @max_scroll, agg.phone, agg.whatsapp, agg.forms, agg.custom
-FROM agg, times t, fails
+FROM agg, t
 ON CONFLICT (site_id, id) DO UPDATE SET
     started_at      = least(s.started_at, EXCLUDED.started_at),
     last_seen_at    = greatest(s.last_seen_at, EXCLUDED.last_seen_at),
@@ -171,6 +176,9 @@ ON CONFLICT (site_id, id) DO UPDATE SET
     last_active_at  = greatest(least(s.started_at, EXCLUDED.started_at), s.active_at, EXCLUDED.active_at),
     updated_at      = now(),
     client_failures = s.client_failures + EXCLUDED.client_failures,
+    is_returning    = CASE WHEN EXCLUDED.started_at < s.started_at THEN EXCLUDED.is_returning
+                           WHEN EXCLUDED.started_at = s.started_at THEN s.is_returning OR EXCLUDED.is_returning
+                           ELSE s.is_returning END,
     gclid           = coalesce(s.gclid, EXCLUDED.gclid),
     wbraid          = coalesce(s.wbraid, EXCLUDED.wbraid),
     gbraid          = coalesce(s.gbraid, EXCLUDED.gbraid),
@@ -186,18 +194,6 @@ ON CONFLICT (site_id, id) DO UPDATE SET
     form_submits    = s.form_submits + EXCLUDED.form_submits,
     custom_events   = s.custom_events + EXCLUDED.custom_events
 RETURNING (xmax = 0), (SELECT stored FROM agg), lead_score`
-
-// returningSQL makes is_returning what it is defined to be: a session is
-// returning when the same visitor has a session that started earlier. It
-// recomputes the flag for all of the visitor's sessions from the stored rows
-// (few, on sessions_site_visitor_idx) and writes only the ones that change,
-// so the flag depends on the set of sessions, never on the order they
-// arrived in; the generated lead score follows.
-const returningSQL = `
-UPDATE sessions s SET is_returning = s.started_at > f.first, updated_at = now()
-FROM (SELECT min(started_at) AS first FROM sessions WHERE site_id = @site_id AND visitor_id = @vid::uuid) f
-WHERE s.site_id = @site_id AND s.visitor_id = @vid::uuid AND s.is_returning <> (s.started_at > f.first)
-RETURNING s.id = @sid::uuid, s.lead_score`
 
 // conversionSQL writes the outbox rows of a qualified session: one per
 // destination the site has configured, at most one per (site, click id,
@@ -224,11 +220,9 @@ ON CONFLICT (site_id, click_id, destination) DO NOTHING
 RETURNING id::text`
 
 var (
-	timeoutQuery     = compileNamed(timeoutSQL)
-	visitorLockQuery = compileNamed(visitorLockSQL)
-	ingestQuery      = compileNamed(ingestSQL)
-	returningQuery   = compileNamed(returningSQL)
-	conversionQuery  = compileNamed(conversionSQL)
+	timeoutQuery    = compileNamed(timeoutSQL)
+	ingestQuery     = compileNamed(ingestSQL)
+	conversionQuery = compileNamed(conversionSQL)
 )
 
 // statementTimeout bounds each batch's transaction on the server, below the
@@ -239,15 +233,8 @@ const statementTimeout = "4s"
 func (s *Store) Save(ctx context.Context, req Request, b *Batch) (Result, error) {
 	args := ingestArgs(req, b)
 	batch := &pgx.Batch{}
-	if b.VID != nil {
-		batch.Queue(visitorLockQuery.sql, visitorLockQuery.args(args)...)
-	} else {
-		batch.Queue(timeoutQuery.sql, timeoutQuery.args(args)...)
-	}
+	batch.Queue(timeoutQuery.sql, timeoutQuery.args(args)...)
 	batch.Queue(ingestQuery.sql, ingestQuery.args(args)...)
-	if b.VID != nil {
-		batch.Queue(returningQuery.sql, returningQuery.args(args)...)
-	}
 	if mayConvert(req, b) {
 		batch.Queue(conversionQuery.sql, conversionQuery.args(args)...)
 	}
@@ -262,42 +249,23 @@ func (s *Store) Save(ctx context.Context, req Request, b *Batch) (Result, error)
 	return res, nil
 }
 
-// mayConvert: only a browser's batch that carries an ad click id can make a
-// session convert (the landing context, click id included, comes with every
-// batch), so the others do not pay for the outbox statement.
+// mayConvert: only a browser's batch that carries an ad click id, for a
+// site with a destination, can make a session convert (the landing context,
+// click id included, comes with every batch), so the others do not pay for
+// the outbox statement.
 func mayConvert(req Request, b *Batch) bool {
-	return !req.Client.Bot && (b.Ctx.GCLID != "" || b.Ctx.WBRAID != "" || b.Ctx.GBRAID != "")
+	return req.Converts && !req.Client.Bot && (b.Ctx.GCLID != "" || b.Ctx.WBRAID != "" || b.Ctx.GBRAID != "")
 }
 
 func readResults(br pgx.BatchResults, req Request, b *Batch) (Result, error) {
 	var res Result
-	if _, err := br.Exec(); err != nil { // statement timeout (and visitor lock)
+	if _, err := br.Exec(); err != nil { // statement timeout
 		return res, err
 	}
 	if err := br.QueryRow().Scan(&res.SessionCreated, &res.Stored, &res.LeadScore); err != nil {
 		return res, err
 	}
 	res.Duplicates = b.Offered() - res.Stored
-	if b.VID != nil {
-		rows, err := br.Query()
-		if err != nil {
-			return res, err
-		}
-		for rows.Next() {
-			var this bool
-			var score int
-			if err := rows.Scan(&this, &score); err != nil {
-				rows.Close()
-				return res, err
-			}
-			if this {
-				res.LeadScore = score
-			}
-		}
-		if err := rows.Err(); err != nil {
-			return res, err
-		}
-	}
 	if mayConvert(req, b) {
 		rows, err := br.Query()
 		if err != nil {
@@ -348,17 +316,17 @@ func ingestArgs(req Request, b *Batch) map[string]any {
 		ids[i], types[i], times[i], urls[i], data[i] = e.ID.String(), e.Type, e.ClientAt, nullable(e.URL), string(e.Data)
 	}
 	var vid *string
-	lock := ""
 	if b.VID != nil {
 		v := b.VID.String()
 		vid = &v
-		lock = fmt.Sprintf("visitor/%d/%s", req.SiteID, v)
 	}
 	c := b.Ctx
 	hb := b.Heartbeat
+	first, last, active := batchTimes(b)
 	return map[string]any{
+		"first_at": first, "last_at": last, "active_at": nullableTime(active),
 		"timeout": statementTimeout,
-		"site_id": req.SiteID, "sid": b.SID.String(), "vid": vid, "visitor_lock": lock,
+		"site_id": req.SiteID, "sid": b.SID.String(), "vid": vid,
 		"ids": ids, "types": types, "times": times, "urls": urls, "data": data,
 		"skew_ms":    b.Skew.Milliseconds(),
 		"hb_first":   nullableTime(hb.FirstAt),
@@ -379,6 +347,27 @@ func ingestArgs(req Request, b *Batch) map[string]any {
 		"failures": clientFailures(req, b), "max_session_failures": MaxSessionFailures,
 		"client_key": req.ClientKey,
 	}
+}
+
+// batchTimes are the batch's client times that the session's merge uses:
+// the earliest and latest of its events and heartbeats, and its latest
+// interaction (every event is one; of heartbeats only active ones are),
+// zero when it has none (only idle heartbeats).
+func batchTimes(b *Batch) (first, last, active time.Time) {
+	hb := b.Heartbeat
+	first, last, active = hb.FirstAt, hb.LastAt, hb.LastActiveAt
+	for _, e := range b.Events {
+		if first.IsZero() || e.ClientAt.Before(first) {
+			first = e.ClientAt
+		}
+		if e.ClientAt.After(last) {
+			last = e.ClientAt
+		}
+		if e.ClientAt.After(active) {
+			active = e.ClientAt
+		}
+	}
+	return first, last, active
 }
 
 // What the counters count. `requests` are the attempts the error rate is

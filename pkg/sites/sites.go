@@ -26,6 +26,10 @@ type Site struct {
 	Currency      string    `json:"currency"`
 	LeadThreshold int       `json:"lead_threshold"`
 	CreatedAt     time.Time `json:"created_at"`
+	// Converts is true when the site has a conversion destination (Google
+	// Ads or GA4, sql/0006) configured: only then does ingest look for
+	// qualified leads to put in the outbox.
+	Converts bool `json:"-"`
 }
 
 // ErrNotFound is returned when no site has the public id asked for.
@@ -80,11 +84,13 @@ func (n *NewSite) Validate() error {
 	return nil
 }
 
-const siteColumns = `id, public_id, name, domains, timezone, currency, lead_threshold, created_at`
+const siteColumns = `id, public_id, name, domains, timezone, currency, lead_threshold, created_at,
+	(google_ads_customer_id IS NOT NULL AND google_ads_conversion_action IS NOT NULL)
+	OR (ga4_measurement_id IS NOT NULL AND ga4_api_secret IS NOT NULL)`
 
 func scanSite(row pgx.Row) (Site, error) {
 	var s Site
-	err := row.Scan(&s.ID, &s.PublicID, &s.Name, &s.Domains, &s.Timezone, &s.Currency, &s.LeadThreshold, &s.CreatedAt)
+	err := row.Scan(&s.ID, &s.PublicID, &s.Name, &s.Domains, &s.Timezone, &s.Currency, &s.LeadThreshold, &s.CreatedAt, &s.Converts)
 	return s, err
 }
 
