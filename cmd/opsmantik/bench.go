@@ -98,6 +98,8 @@ func runBench(ctx context.Context, args []string) error {
 	// Through PgBouncer (bench_pooler.go): reported, not fatal, when it fails.
 	pooled := pooledSide(ctx, cfg.Database.URL, total, *concurrency)
 	defer pooled.close()
+	ceil := newCeiling(ctx, cfg.Database.URL, ceiling, rounds) // bench_ceiling.go
+	defer ceil.close()
 	hotBefore, hotErr := readSessionUpdates(ctx, httpPool)
 	for _, do := range []func(int) error{httpDo, directDo} {
 		if _, err := drive(0, warm, *concurrency, *limit, do); err != nil {
@@ -136,6 +138,7 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		a, b = a.add(ra), b.add(rb)
 		pooled.drive(from, to, *concurrency, *limit/time.Duration(rounds))
+		ceil.round(ctx)
 	}
 	if *profile != "" {
 		pprof.StopCPUProfile() // the profile covers the measured rounds only
@@ -145,7 +148,7 @@ func runBench(ctx context.Context, args []string) error {
 	fmt.Printf("ratio a/b: %.2f (target ≥ 0.60)\n", a.perSecond()/b.perSecond())
 	pooled.report("c", a)
 	reportHOT(ctx, httpPool, hotBefore, hotErr)
-	reportCeiling(ctx, cfg.Database.URL, ceiling, a)
+	ceil.report(a)
 	reportAudit(ctx, cfg.Database.URL)                                            // bench_audit.go
 	if err := benchConversions(ctx, cfg.Database.URL, *concurrency); err != nil { // bench_conversions.go
 		return err

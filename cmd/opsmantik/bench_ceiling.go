@@ -66,75 +66,118 @@ type ceilingOptions struct {
 func addCeilingFlags(fs *flag.FlagSet) *ceilingOptions {
 	o := &ceilingOptions{}
 	fs.IntVar(&o.clients, "ceiling-clients", 8, "pgbench clients for the ceiling")
-	fs.DurationVar(&o.time, "ceiling-time", 10*time.Second, "pgbench duration for the ceiling (whole seconds)")
+	fs.DurationVar(&o.time, "ceiling-time", 12*time.Second, "pgbench duration for the ceiling in all (whole seconds, split over the rounds)")
 	return o
 }
 
 var pgbenchTPS = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
 
-// reportCeiling runs pgbench with ceilingScript against a fresh migrated
-// database and prints its transactions per second and the HTTP side's
-// batches per second divided by them.
-func reportCeiling(ctx context.Context, serverURL string, o *ceilingOptions, http benchResult) {
-	tps, err := runCeiling(ctx, serverURL, o)
-	if err != nil {
-		fmt.Printf("(d) ceiling, pgbench: not measured: %v\n", err)
-		return
-	}
-	fmt.Printf("(d) ceiling, pgbench (%d clients, %v, -M prepared, events + session upsert in one transaction): %.0f tx/s\n",
-		o.clients, o.time, tps)
-	fmt.Printf("ratio a/d: %.2f (target ≥ 0.75)\n", http.perSecond()/tps)
+// ceiling is pgbench with ceilingScript against a fresh migrated database,
+// run in rounds that alternate with the HTTP side's (runBench), so that
+// the machine's speed, which drifts on shared cores, is the same for both.
+type ceiling struct {
+	bin, script, siteID string
+	conn                *pgx.ConnConfig
+	clients, secs       int
+	drop                func()
+	dir                 string
+	tps                 []float64
+	err                 error
 }
 
-func runCeiling(ctx context.Context, serverURL string, o *ceilingOptions) (float64, error) {
-	bin, err := findPgbench()
-	if err != nil {
-		return 0, err
-	}
+// newCeiling prepares the database and the script; an error is kept and
+// reported in place of the figures.
+func newCeiling(ctx context.Context, serverURL string, o *ceilingOptions, rounds int) *ceiling {
+	c := &ceiling{clients: o.clients, drop: func() {}}
 	secs := int(o.time.Round(time.Second) / time.Second)
 	if secs < 1 || o.clients < 1 {
-		return 0, fmt.Errorf("--ceiling-time must be at least 1s and --ceiling-clients at least 1")
+		c.err = fmt.Errorf("--ceiling-time must be at least 1s and --ceiling-clients at least 1")
+		return c
+	}
+	c.secs = max(1, (secs+rounds-1)/rounds)
+	if c.bin, c.err = findPgbench(); c.err != nil {
+		return c
 	}
 	pool, drop, err := benchDatabase(ctx, serverURL, "ceiling", 1)
 	if err != nil {
-		return 0, err
+		c.err = err
+		return c
 	}
-	defer drop()
+	c.drop = drop
 	var siteID int64
 	if err := pool.QueryRow(ctx, `SELECT id FROM sites WHERE public_id = 'bench'`).Scan(&siteID); err != nil {
-		return 0, fmt.Errorf("bench site: %w", err)
+		c.err = fmt.Errorf("bench site: %w", err)
+		return c
 	}
-	conn := pool.Config().ConnConfig
+	c.siteID, c.conn = strconv.FormatInt(siteID, 10), pool.Config().ConnConfig
 	pool.Close()
+	if c.dir, c.err = os.MkdirTemp("", "opsmantik-ceiling-"); c.err != nil {
+		return c
+	}
+	c.script = filepath.Join(c.dir, "ceiling.pgbench")
+	c.err = os.WriteFile(c.script, []byte(ceilingScript), 0o644)
+	return c
+}
 
-	dir, err := os.MkdirTemp("", "opsmantik-ceiling-")
-	if err != nil {
-		return 0, err
+// round runs pgbench once (new sessions each time: a fresh salt).
+func (c *ceiling) round(ctx context.Context) {
+	if c.err != nil {
+		return
 	}
-	defer os.RemoveAll(dir)
-	script := filepath.Join(dir, "ceiling.pgbench")
-	if err := os.WriteFile(script, []byte(ceilingScript), 0o644); err != nil {
-		return 0, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, o.time+time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(c.secs)*time.Second+time.Minute)
 	defer cancel()
-	threads := min(o.clients, 2)
-	cmd := exec.CommandContext(ctx, bin, "-n", "-M", "prepared", "-c", strconv.Itoa(o.clients), "-j", strconv.Itoa(threads),
-		"-T", strconv.Itoa(secs), "-D", "site="+strconv.FormatInt(siteID, 10), "-D", "n=0",
-		"-D", "salt="+strconv.FormatUint(rand.Uint64()>>1, 10), "-f", script)
-	cmd.Env = append(os.Environ(), libpqEnv(conn)...)
+	threads := min(c.clients, 2)
+	cmd := exec.CommandContext(ctx, c.bin, "-n", "-M", "prepared", "-c", strconv.Itoa(c.clients), "-j", strconv.Itoa(threads),
+		"-T", strconv.Itoa(c.secs), "-D", "site="+c.siteID, "-D", "n=0",
+		"-D", "salt="+strconv.FormatUint(rand.Uint64()>>1, 10), "-f", c.script)
+	cmd.Env = append(os.Environ(), libpqEnv(c.conn)...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w\n%s", bin, err, tail(string(out), 1500))
+		c.err = fmt.Errorf("%s: %w\n%s", c.bin, err, tail(string(out), 1500))
+		return
 	}
 	m := pgbenchTPS.FindStringSubmatch(string(out))
 	if m == nil {
-		return 0, fmt.Errorf("no tps in pgbench's output:\n%s", tail(string(out), 1500))
+		c.err = fmt.Errorf("no tps in pgbench's output:\n%s", tail(string(out), 1500))
+		return
 	}
 	if strings.Contains(string(out), "number of failed transactions: ") && !strings.Contains(string(out), "number of failed transactions: 0 ") {
-		return 0, fmt.Errorf("pgbench transactions failed:\n%s", tail(string(out), 1500))
+		c.err = fmt.Errorf("pgbench transactions failed:\n%s", tail(string(out), 1500))
+		return
 	}
-	return strconv.ParseFloat(m[1], 64)
+	tps, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		c.err = err
+		return
+	}
+	c.tps = append(c.tps, tps)
+}
+
+// report prints the ceiling (the mean of the rounds' rates, all rounds being
+// equally long) and the HTTP side's batches per second divided by it.
+func (c *ceiling) report(http benchResult) {
+	if c.err == nil && len(c.tps) == 0 {
+		c.err = errors.New("no round ran")
+	}
+	if c.err != nil {
+		fmt.Printf("(d) ceiling, pgbench: not measured: %v\n", c.err)
+		return
+	}
+	sum := 0.0
+	for _, v := range c.tps {
+		sum += v
+	}
+	tps := sum / float64(len(c.tps))
+	fmt.Printf("(d) ceiling, pgbench (%d clients, %d × %ds alternating with (a) and (b), -M prepared, events + session upsert in one transaction): %.0f tx/s\n",
+		c.clients, len(c.tps), c.secs, tps)
+	fmt.Printf("ratio a/d: %.2f (target ≥ 0.75)\n", http.perSecond()/tps)
+}
+
+func (c *ceiling) close() {
+	c.drop()
+	if c.dir != "" {
+		os.RemoveAll(c.dir)
+	}
 }
 
 // libpqEnv points pgbench (libpq) at the database conn describes; pgx's own

@@ -84,7 +84,8 @@ func runDev(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopLoop()
-	mux.Handle("/api/sync", ingest.New(pool, ingest.WithPublisher(pub)))
+	syncHandler := ingest.New(pool, ingest.WithPublisher(pub))
+	mux.Handle("/api/sync", syncHandler)
 	// /api/test-notification and the scheduled jobs (jobs.go).
 	if err := startAlerting(ctx, &cfg, pool, logger, mux, pub); err != nil {
 		ln.Close()
@@ -106,6 +107,9 @@ func runDev(ctx context.Context, args []string) error {
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
+	}
+	if err := syncHandler.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("opsmantik dev: the last ingest counters were not written", "err", err)
 	}
 	logger.Info("opsmantik dev: stopped")
 	return nil

@@ -77,6 +77,12 @@ func WithSiteCache(o sites.CacheOptions) Option {
 	return func(h *Handler) { h.sites = sites.NewCache(h.pool, o) }
 }
 
+// WithCounterFlush sets how often the ingest counters are written
+// (DefaultCounterFlush; 0 writes them after every request).
+func WithCounterFlush(every time.Duration) Option {
+	return func(h *Handler) { h.store.counts.every = every }
+}
+
 // WithLogger sets the logger for the one line per request.
 func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.logger = l } }
 
@@ -270,8 +276,23 @@ func (h *Handler) ingestBatch(w http.ResponseWriter, r *http.Request, now time.T
 	out.accepted, out.duplicates = resp.Accepted, resp.Duplicates
 	writeJSON(w, http.StatusOK, resp)
 	out.status = http.StatusOK
+	if res.CountersDue {
+		// About once a second: the answer first, then the counters.
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Second)
+		defer cancel()
+		if err := h.store.FlushCounters(ctx); err != nil {
+			h.logger.WarnContext(ctx, "sync: counting failed (kept for the next write)", "err", err)
+		}
+	}
 	return out
 }
+
+// Shutdown writes the ingest counters gathered so far; call it before the
+// process ends (the Lambda host does on SIGTERM, `opsmantik dev` on exit).
+func (h *Handler) Shutdown(ctx context.Context) error { return h.store.FlushCounters(ctx) }
 
 // health is the tracker's probe: 200 when the database answers, 503 when not.
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) {

@@ -44,6 +44,14 @@ func newEnv(t *testing.T, opts ...Option) *testEnv {
 	return &testEnv{pool: pool, handler: h, server: srv, siteID: site.ID}
 }
 
+// flushCounters writes the ingest counters the handler has gathered.
+func (e *testEnv) flushCounters(t *testing.T) {
+	t.Helper()
+	if err := e.handler.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 type response struct {
 	status int
 	header http.Header
@@ -165,6 +173,7 @@ func TestResponses(t *testing.T) {
 	// Every request was counted: the 6 stored from browsers as requests (the
 	// error rate's attempts), the bot's apart, and the 12 refused apart.
 	var requests, refused, bots int
+	e.flushCounters(t)
 	err := e.pool.QueryRow(context.Background(), `SELECT sum(requests), sum(rejected_requests), sum(bot_requests) FROM ingest_counters`).Scan(&requests, &refused, &bots)
 	if err != nil {
 		t.Fatal(err)
@@ -211,6 +220,7 @@ func TestAcceptedBatchAnswer(t *testing.T) {
 		t.Fatalf("%d sessions, want 1", n)
 	}
 	var accepted, dups, rejected int
+	e.flushCounters(t)
 	if err := e.pool.QueryRow(context.Background(), `SELECT sum(events_accepted), sum(events_duplicate), sum(events_rejected) FROM ingest_counters`).Scan(&accepted, &dups, &rejected); err != nil {
 		t.Fatal(err)
 	}
@@ -242,6 +252,7 @@ func TestHealthProbe(t *testing.T) {
 	if r.status != 200 || r.body["ok"] != true || r.header.Get("Access-Control-Allow-Origin") != origin {
 		t.Fatalf("GET: %d %s %v", r.status, r.raw, r.header)
 	}
+	e.flushCounters(t)
 	if n := e.count(t, `SELECT count(*) FROM ingest_counters`); n != 0 {
 		t.Fatal("the probe wrote counters")
 	}
@@ -325,6 +336,7 @@ func TestErrorRateCounters(t *testing.T) {
 	e := newEnv(t)
 	counters := func() (requests, serverFailures, clientFailures, bots int) {
 		t.Helper()
+		e.flushCounters(t)
 		err := e.pool.QueryRow(context.Background(), `SELECT coalesce(sum(requests), 0), coalesce(sum(server_failures), 0),
 			coalesce(sum(client_failures), 0), coalesce(sum(bot_requests), 0) FROM ingest_counters`).Scan(&requests, &serverFailures, &clientFailures, &bots)
 		if err != nil {

@@ -59,6 +59,7 @@ func TestDataTheDatabaseRefusesIsA400(t *testing.T) {
 	if n := e.count(t, `SELECT count(*) FROM sessions`); n != 0 {
 		t.Fatalf("%d sessions stored from a refused batch (one transaction: nothing may stay)", n)
 	}
+	e.flushCounters(t)
 	if n := e.count(t, `SELECT coalesce(sum(server_failures), 0)::int FROM ingest_counters`); n != 0 {
 		t.Fatalf("refused data counted as %d server failures", n)
 	}
@@ -198,6 +199,7 @@ func TestClientFailuresAreCappedPerSession(t *testing.T) {
 			t.Fatal(r.raw)
 		}
 	}
+	e.flushCounters(t)
 	if n := e.count(t, `SELECT sum(client_failures)::int FROM ingest_counters`); n != MaxSessionFailures {
 		t.Fatalf("counted %d client failures, want %d", n, MaxSessionFailures)
 	}
@@ -229,6 +231,7 @@ func TestAServerFailureIsCountedOnceEndToEnd(t *testing.T) {
 		t.Fatalf("%d %s", r.status, r.raw)
 	}
 	var requests, server, client int
+	e.flushCounters(t)
 	if err := e.pool.QueryRow(ctx, `SELECT sum(requests), sum(server_failures), sum(client_failures) FROM ingest_counters`).Scan(&requests, &server, &client); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,11 +22,18 @@ const MaxSessionFailures = 10
 
 // Store writes batches to PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	counts *counters
 }
 
-// NewStore returns a store over pool.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+// NewStore returns a store over pool that writes its ingest counters every
+// DefaultCounterFlush.
+func NewStore(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, counts: newCounters(pool, DefaultCounterFlush)}
+}
+
+// FlushCounters writes the ingest counters gathered so far (counters.go).
+func (s *Store) FlushCounters(ctx context.Context) error { return s.counts.flush(ctx) }
 
 // Request is what the store needs besides the batch.
 type Request struct {
@@ -55,6 +61,11 @@ type Result struct {
 	// Conversions are the outbox rows this batch created, to publish once
 	// the transaction has committed.
 	Conversions []string
+	// CountersDue: the ingest counters are due to be written
+	// (Store.FlushCounters), best after the answer.
+	CountersDue bool
+
+	clientFailures int // the client's reported failures counted (capped per session)
 }
 
 // Accepted is what the response reports as accepted: new events and heartbeats.
@@ -82,7 +93,7 @@ func dataError(err error) error {
 // transaction-mode pooler):
 //
 //  1. timeoutSQL bounds the transaction on the server;
-//  2. ingestSQL stores events, session, returning flags and counters in one
+//  2. ingestSQL stores events, session and returning flags in one
 //     statement (a batch that creates a session or moves its start takes
 //     the visitor's lock, in sessions_visitor_started, sql/0009);
 //  3. conversionSQL (for a browser's batch with an ad click id, on a site
@@ -90,7 +101,9 @@ func dataError(err error) error {
 //     in the same transaction that raised its score past the threshold.
 //
 // The lead score is a generated column (sql/0003), so it follows the
-// aggregates in the same statement that changes them.
+// aggregates in the same statement that changes them. The ingest counters
+// are not written per batch: they are gathered in memory and written about
+// once a second (counters.go).
 
 // timeoutSQL opens every batch.
 const timeoutSQL = `SELECT set_config('statement_timeout', @timeout::text, true)`
@@ -104,13 +117,16 @@ const timeoutSQL = `SELECT set_config('statement_timeout', @timeout::text, true)
 // visitor's stored sessions: when the batch creates the session or moves its
 // start earlier, sessions_visitor_started (sql/0009) looks up the session's
 // own flag and makes the visitor's later sessions returning (a flag can only
-// turn false by its own session moving earlier). The minute's counters and, when the client reports
-// failures, its per-client row are added to. Data-modifying CTEs all see the
-// statement's snapshot, and each touches other rows than the upsert.
+// turn false by its own session moving earlier). The client's reported
+// failures are capped per session (the session's client_failures) and
+// returned for the ingest counters.
 const ingestSQL = `
 WITH cur AS (
     SELECT started_at, is_returning, clock_skew_ms, client_failures FROM sessions WHERE site_id = @site_id AND id = @sid::uuid
 ), k AS (
+    -- What the batch takes from the stored session (one row, stored or not):
+    -- the clock correction decided at creation, the start and flag, and how
+    -- many of the failures the client reports still count.
     SELECT coalesce(c.clock_skew_ms, @skew_ms::bigint) * interval '1 millisecond' AS d,
            c.started_at AS cur_start, c.is_returning AS cur_returning,
            least(@failures::int, greatest(0, @max_session_failures::int - coalesce(c.client_failures, 0))) AS fails
@@ -130,28 +146,14 @@ WITH cur AS (
            count(*) FILTER (WHERE type = 'custom')::int AS custom
     FROM ins
 ), t AS (
+    -- The batch's corrected times (batchTimes: its earliest and latest
+    -- client times and its latest interaction).
     SELECT k.d, k.fails, k.cur_start, k.cur_returning,
            @first_at::timestamptz + k.d AS started_at,
            @last_at::timestamptz + k.d AS last_seen_at,
            @active_at::timestamptz + k.d AS active_at
     FROM k
-), counted AS (
-    INSERT INTO ingest_counters AS c (bucket, shard, requests, events_accepted, events_duplicate,
-                                      events_rejected, bot_requests, client_failures)
-    SELECT date_trunc('minute', now()), @shard, 1 - @bots, agg.stored + @heartbeats, @offered - agg.stored,
-           @rejected, @bots, t.fails
-    FROM agg, t
-    ON CONFLICT (bucket, shard) DO UPDATE SET
-        requests         = c.requests + EXCLUDED.requests,
-        events_accepted  = c.events_accepted + EXCLUDED.events_accepted,
-        events_duplicate = c.events_duplicate + EXCLUDED.events_duplicate,
-        events_rejected  = c.events_rejected + EXCLUDED.events_rejected,
-        bot_requests     = c.bot_requests + EXCLUDED.bot_requests,
-        client_failures  = c.client_failures + EXCLUDED.client_failures
-), by_client AS (
-    INSERT INTO ingest_client_failures AS f (bucket, client, failures)
-    SELECT date_trunc('minute', now()), @client_key, t.fails FROM t WHERE t.fails > 0
-    ON CONFLICT (bucket, client) DO UPDATE SET failures = f.failures + EXCLUDED.failures
+
 )
 INSERT INTO sessions AS s (
     site_id, id, visitor_id, started_at, last_seen_at, active_at, last_active_at, clock_skew_ms, client_failures,
@@ -164,6 +166,8 @@ SELECT @site_id, @sid::uuid, @vid::uuid, t.started_at, t.last_seen_at, t.active_
        @landing_url, @referrer, @referrer_host, @utm_source, @utm_medium, @utm_campaign, @utm_term, @utm_content,
        @gclid, @wbraid, @gbraid, @traffic_source, @device_type, @browser, @os, @language, @timezone,
        @screen_width::int, @screen_height::int, @bot::boolean,
+       -- The returning flag: the stored one unless this batch creates the
+       -- session or moves its start earlier (sql/0009).
        CASE WHEN t.cur_start <= t.started_at THEN t.cur_returning
             WHEN @vid::uuid IS NULL THEN false
             ELSE sessions_visitor_started(@site_id, @vid::uuid, @sid::uuid, t.started_at) END,
@@ -176,6 +180,8 @@ ON CONFLICT (site_id, id) DO UPDATE SET
     last_active_at  = greatest(least(s.started_at, EXCLUDED.started_at), s.active_at, EXCLUDED.active_at),
     updated_at      = now(),
     client_failures = s.client_failures + EXCLUDED.client_failures,
+    -- The flag goes with the earliest start: a concurrent batch that read
+    -- the row before another moved it carries a flag for a later start.
     is_returning    = CASE WHEN EXCLUDED.started_at < s.started_at THEN EXCLUDED.is_returning
                            WHEN EXCLUDED.started_at = s.started_at THEN s.is_returning OR EXCLUDED.is_returning
                            ELSE s.is_returning END,
@@ -193,7 +199,7 @@ ON CONFLICT (site_id, id) DO UPDATE SET
     whatsapp_clicks = s.whatsapp_clicks + EXCLUDED.whatsapp_clicks,
     form_submits    = s.form_submits + EXCLUDED.form_submits,
     custom_events   = s.custom_events + EXCLUDED.custom_events
-RETURNING (xmax = 0), (SELECT stored FROM agg), lead_score`
+RETURNING (xmax = 0), (SELECT stored FROM agg), (SELECT fails FROM t), lead_score`
 
 // conversionSQL writes the outbox rows of a qualified session: one per
 // destination the site has configured, at most one per (site, click id,
@@ -246,6 +252,14 @@ func (s *Store) Save(ctx context.Context, req Request, b *Batch) (Result, error)
 	if err != nil {
 		return Result{}, fmt.Errorf("store batch for session %s: %w", b.SID, dataError(err))
 	}
+	bot := int64(b2i(req.Client.Bot))
+	res.CountersDue = s.counts.add(counterRow{
+		requests: 1 - bot, botRequests: bot,
+		eventsAccepted:  int64(res.Stored + b.Heartbeat.Count),
+		eventsDuplicate: int64(res.Duplicates),
+		eventsRejected:  int64(len(b.Rejected)),
+		clientFailures:  int64(res.clientFailures),
+	}, req.ClientKey)
 	return res, nil
 }
 
@@ -262,7 +276,7 @@ func readResults(br pgx.BatchResults, req Request, b *Batch) (Result, error) {
 	if _, err := br.Exec(); err != nil { // statement timeout
 		return res, err
 	}
-	if err := br.QueryRow().Scan(&res.SessionCreated, &res.Stored, &res.LeadScore); err != nil {
+	if err := br.QueryRow().Scan(&res.SessionCreated, &res.Stored, &res.clientFailures, &res.LeadScore); err != nil {
 		return res, err
 	}
 	res.Duplicates = b.Offered() - res.Stored
@@ -341,11 +355,9 @@ func ingestArgs(req Request, b *Batch) map[string]any {
 		"device_type":    req.Client.Device, "browser": req.Client.Browser, "os": req.Client.OS, "bot": req.Client.Bot, "bots": b2i(req.Client.Bot),
 		"language": nullable(c.Lang), "timezone": nullable(c.TZ),
 		"screen_width": nullableInt(c.ScreenWidth), "screen_height": nullableInt(c.ScreenHeight),
-		"shard":    int16(rand.IntN(CounterShards)),
 		"offered":  b.Offered(),
 		"rejected": len(b.Rejected),
 		"failures": clientFailures(req, b), "max_session_failures": MaxSessionFailures,
-		"client_key": req.ClientKey,
 	}
 }
 
@@ -376,7 +388,7 @@ func batchTimes(b *Batch) (first, last, active time.Time) {
 // so are requests refused with a 4xx (rejected_requests), so that junk
 // traffic can neither raise nor dilute the error rate. Client-reported
 // failures are counted only from browsers' requests whose batch was stored
-// (in ingestSQL), at most MaxSessionFailures per session.
+// (capped in ingestSQL), at most MaxSessionFailures per session.
 
 // Tally is a request's contribution to the ingest counters when the
 // batch statement did not run (a refused request, a batch with nothing to
@@ -388,36 +400,24 @@ type Tally struct {
 	Bot            bool
 }
 
-const tallySQL = `
-INSERT INTO ingest_counters AS c (bucket, shard, requests, rejected_requests, server_failures,
-                                  events_rejected, bot_requests)
-VALUES (date_trunc('minute', now()), @shard, @requests, @refused, @server_failure, @rejected, @bot)
-ON CONFLICT (bucket, shard) DO UPDATE SET
-    requests          = c.requests + EXCLUDED.requests,
-    rejected_requests = c.rejected_requests + EXCLUDED.rejected_requests,
-    server_failures   = c.server_failures + EXCLUDED.server_failures,
-    events_rejected   = c.events_rejected + EXCLUDED.events_rejected,
-    bot_requests      = c.bot_requests + EXCLUDED.bot_requests`
-
-// Count records t in the minute's counters. It is best effort, bounded to
-// one second and detached from the request's cancellation: the answer to the
-// client does not depend on it. A bot's server failure counts as a bot
-// request, not as a failed browser request.
+// Count adds t to the ingest counters and, when they are due, writes them
+// (bounded to one second and detached from the request's cancellation: the
+// answer to the client does not depend on it). A bot's server failure counts
+// as a bot request, not as a failed browser request.
 func (s *Store) Count(ctx context.Context, t Tally) error {
+	due := s.counts.add(counterRow{
+		requests:         int64(b2i(!t.Refused && !t.Bot)),
+		rejectedRequests: int64(b2i(t.Refused)),
+		serverFailures:   int64(b2i(t.ServerFailure && !t.Bot)),
+		eventsRejected:   int64(t.EventsRejected),
+		botRequests:      int64(b2i(t.Bot)),
+	}, "")
+	if !due {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
-	_, err := s.pool.Exec(ctx, tallySQL, pgx.NamedArgs{
-		"shard":          int16(rand.IntN(CounterShards)),
-		"requests":       b2i(!t.Refused && !t.Bot),
-		"refused":        b2i(t.Refused),
-		"server_failure": b2i(t.ServerFailure && !t.Bot),
-		"rejected":       t.EventsRejected,
-		"bot":            b2i(t.Bot),
-	})
-	if err != nil {
-		return fmt.Errorf("count request: %w", err)
-	}
-	return nil
+	return s.counts.flush(ctx)
 }
 
 // clientFailures are the failures a browser reports; bots report none.

@@ -34,7 +34,20 @@ func HTTP[C any](build func(ctx context.Context, cfg *C) (http.Handler, error)) 
 	if err != nil {
 		InitError(err)
 	}
-	lambda.Start(FunctionURLHandler(h))
+	var opts []lambda.Option
+	if s, ok := h.(interface{ Shutdown(context.Context) error }); ok {
+		// Lambda sends SIGTERM before it reclaims the environment (to a
+		// runtime with an extension, which this option registers) and
+		// allows 500 ms: what the handler still holds is written then.
+		opts = append(opts, lambda.WithEnableSIGTERM(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+			defer cancel()
+			if err := s.Shutdown(ctx); err != nil {
+				fmt.Fprintf(os.Stderr, "shutdown: %v\n", err)
+			}
+		}))
+	}
+	lambda.StartWithOptions(FunctionURLHandler(h), opts...)
 }
 
 // FunctionURLHandler adapts h to Function URL events (payload format 2.0).
