@@ -13,16 +13,23 @@
 -- +goose StatementBegin
 CREATE FUNCTION sessions_visitor_started(p_site bigint, p_visitor uuid, p_session uuid, p_started timestamptz)
 RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    first timestamptz; -- the start of the visitor's earliest other session
+    later boolean;     -- a later session of the visitor is not yet returning
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('visitor/' || p_site || '/' || p_visitor, 0));
-    -- The visitor's sessions that started after this one are returning now.
-    UPDATE sessions SET is_returning = true, updated_at = now()
-    WHERE site_id = p_site AND visitor_id = p_visitor AND id <> p_session
-      AND started_at > p_started AND NOT is_returning;
-    -- This one is when one started before it (min: the visitor index's
-    -- order, whatever the statistics).
-    RETURN coalesce((SELECT min(started_at) FROM sessions
-                     WHERE site_id = p_site AND visitor_id = p_visitor AND id <> p_session) < p_started, false);
+    -- One look at the visitor's other sessions (a few rows on
+    -- sessions_site_visitor_idx) tells both things.
+    SELECT min(started_at), coalesce(bool_or(started_at > p_started AND NOT is_returning), false)
+    INTO first, later
+    FROM sessions WHERE site_id = p_site AND visitor_id = p_visitor AND id <> p_session;
+    -- Usually this is the visitor's newest session, and nothing is updated.
+    IF later THEN
+        UPDATE sessions SET is_returning = true, updated_at = now()
+        WHERE site_id = p_site AND visitor_id = p_visitor AND id <> p_session
+          AND started_at > p_started AND NOT is_returning;
+    END IF;
+    RETURN coalesce(first < p_started, false);
 END
 $$;
 -- +goose StatementEnd

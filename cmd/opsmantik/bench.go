@@ -35,7 +35,7 @@ const benchUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (K
 // own fresh database, dropped at the end.
 func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	batches := fs.Int("batches", 4000, "3-event batches per side")
+	batches := fs.Int("batches", 8000, "3-event batches per side")
 	concurrency := fs.Int("concurrency", 8, "requests in flight")
 	limit := fs.Duration("max-time", 30*time.Second, "stop a side after this long")
 	profile := fs.String("cpuprofile", "", "write a CPU profile of the measured rounds (all sides) to this file")
@@ -84,7 +84,7 @@ func runBench(ctx context.Context, args []string) error {
 	// alternate in rounds, so that neither profits from going second or
 	// suffers from noise that comes and goes.
 	// Ranges start on a session (drive).
-	warm, rounds := *batches/10/sessionBatches*sessionBatches, 4
+	warm, rounds := *batches/10/sessionBatches*sessionBatches, 8
 	total := warm + *batches
 	httpDo, stopHTTP, err := httpSide(ctx, httpPool, total, *concurrency)
 	if err != nil {

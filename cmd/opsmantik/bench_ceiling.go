@@ -66,7 +66,7 @@ type ceilingOptions struct {
 func addCeilingFlags(fs *flag.FlagSet) *ceilingOptions {
 	o := &ceilingOptions{}
 	fs.IntVar(&o.clients, "ceiling-clients", 8, "pgbench clients for the ceiling")
-	fs.DurationVar(&o.time, "ceiling-time", 12*time.Second, "pgbench duration for the ceiling in all (whole seconds, split over the rounds)")
+	fs.DurationVar(&o.time, "ceiling-time", 16*time.Second, "pgbench duration for the ceiling in all (whole seconds, split over the rounds)")
 	return o
 }
 
