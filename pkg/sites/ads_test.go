@@ -138,3 +138,33 @@ func FuzzAdsSettings(f *testing.F) {
 		}
 	})
 }
+
+// TestConvertsFollowsTheDestinations: a site converts (ingest looks for
+// qualified leads) exactly when Google Ads or GA4 is configured in full.
+func TestConvertsFollowsTheDestinations(t *testing.T) {
+	pool := dbtest.New(t)
+	ctx := context.Background()
+	s, err := Add(ctx, pool, NewSite{PublicID: "shop", Domains: []string{"shop.example"}})
+	if err != nil || s.Converts {
+		t.Fatalf("a new site: converts %v (%v), want false", s.Converts, err)
+	}
+	steps := []struct {
+		name string
+		set  AdsSettings
+		want bool
+	}{
+		{"GA4", AdsSettings{GA4MeasurementID: ptr("G-ABC1234"), GA4APISecret: ptr("secret")}, true},
+		{"GA4 and Google Ads", AdsSettings{GoogleAdsCustomerID: ptr("1234567890"), GoogleAdsConversionAction: ptr("Lead")}, true},
+		{"Google Ads only", AdsSettings{GA4MeasurementID: ptr(""), GA4APISecret: ptr("")}, true},
+		{"none", AdsSettings{GoogleAdsCustomerID: ptr(""), GoogleAdsConversionAction: ptr("")}, false},
+	}
+	for _, st := range steps {
+		if _, err := SetAds(ctx, pool, "shop", st.set); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got, err := ByPublicID(ctx, pool, "shop")
+		if err != nil || got.Converts != st.want {
+			t.Fatalf("%s: converts %v (%v), want %v", st.name, got.Converts, err, st.want)
+		}
+	}
+}
