@@ -76,17 +76,22 @@ func (c *counters) add(row counterRow, clientKey string) (due bool) {
 	bucket := now.Truncate(time.Minute)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := c.rows[bucket]
-	if r == nil {
-		r = &counterRow{}
-		c.rows[bucket] = r
-	}
-	r.add(row)
+	c.rowLocked(bucket).add(row)
 	if row.clientFailures > 0 {
 		c.clients[clientMinute{bucket, clientKey}] += row.clientFailures
 	}
 	c.armLocked()
 	return now.Sub(c.lastFlush) >= c.every
+}
+
+// rowLocked is the pending row of bucket, made when missing. c.mu is held.
+func (c *counters) rowLocked(bucket time.Time) *counterRow {
+	r := c.rows[bucket]
+	if r == nil {
+		r = &counterRow{}
+		c.rows[bucket] = r
+	}
+	return r
 }
 
 // armLocked makes sure a timer writes the pending counts of a process
@@ -122,12 +127,7 @@ func (c *counters) putBack(rows map[time.Time]*counterRow, clients map[clientMin
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for bucket, r := range rows {
-		cur := c.rows[bucket]
-		if cur == nil {
-			cur = &counterRow{}
-			c.rows[bucket] = cur
-		}
-		cur.add(*r)
+		c.rowLocked(bucket).add(*r)
 	}
 	for k, n := range clients {
 		c.clients[k] += n

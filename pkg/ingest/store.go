@@ -153,7 +153,6 @@ WITH cur AS (
            @last_at::timestamptz + k.d AS last_seen_at,
            @active_at::timestamptz + k.d AS active_at
     FROM k
-
 )
 INSERT INTO sessions AS s (
     site_id, id, visitor_id, started_at, last_seen_at, active_at, last_active_at, clock_skew_ms, client_failures,
@@ -343,20 +342,15 @@ func ingestArgs(req Request, b *Batch) map[string]any {
 		"site_id": req.SiteID, "sid": b.SID.String(), "vid": vid,
 		"ids": ids, "types": types, "times": times, "urls": urls, "data": data,
 		"skew_ms":    b.Skew.Milliseconds(),
-		"hb_first":   nullableTime(hb.FirstAt),
-		"hb_last":    nullableTime(hb.LastAt),
-		"hb_active":  nullableTime(hb.LastActiveAt),
-		"heartbeats": hb.Count, "engaged_ms": hb.ActiveMS, "max_scroll": hb.Scroll,
+		"engaged_ms": hb.ActiveMS, "max_scroll": hb.Scroll,
 		"landing_url": nullable(c.URL), "referrer": nullable(c.Referrer), "referrer_host": nullable(referrerHost(c.Referrer)),
 		"utm_source": nullable(c.UTMSource), "utm_medium": nullable(c.UTMMedium), "utm_campaign": nullable(c.UTMCampaign),
 		"utm_term": nullable(c.UTMTerm), "utm_content": nullable(c.UTMContent),
 		"gclid": nullable(c.GCLID), "wbraid": nullable(c.WBRAID), "gbraid": nullable(c.GBRAID),
 		"traffic_source": TrafficSource(c),
-		"device_type":    req.Client.Device, "browser": req.Client.Browser, "os": req.Client.OS, "bot": req.Client.Bot, "bots": b2i(req.Client.Bot),
+		"device_type":    req.Client.Device, "browser": req.Client.Browser, "os": req.Client.OS, "bot": req.Client.Bot,
 		"language": nullable(c.Lang), "timezone": nullable(c.TZ),
 		"screen_width": nullableInt(c.ScreenWidth), "screen_height": nullableInt(c.ScreenHeight),
-		"offered":  b.Offered(),
-		"rejected": len(b.Rejected),
 		"failures": clientFailures(req, b), "max_session_failures": MaxSessionFailures,
 	}
 }
